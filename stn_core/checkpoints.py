@@ -1,0 +1,124 @@
+"""Shipped models: weights in ``NAME.safetensors``, a JSON model card in ``NAME.json``.
+
+Weights are only ever read through safetensors (no pickle). The card holds what is needed
+to rebuild the model (``architecture``) and what a reader wants to know about it: regime,
+canvas size, parameter count, test error per regime, training cost and the command that
+made it, plus the SHA-256 of the weights file, checked at load.
+
+>>> model = load("pretrained/rts-st-cnn-affine.safetensors")  # doctest: +SKIP
+>>> model.card["regime"], model.canvas_size  # doctest: +SKIP
+('RTS', 42)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .models import build_model, count_parameters
+
+__all__ = ["CheckpointError", "card_path", "file_sha256", "load", "read_card", "save_model", "write_card"]
+
+
+class CheckpointError(RuntimeError):
+    """A model file or card that is missing, inconsistent or tampered with."""
+
+
+def _weights_path(path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_suffix(".safetensors")
+
+
+def card_path(path) -> Path:
+    """The card beside a weights file: ``x.safetensors`` -> ``x.json``."""
+    return _weights_path(path).with_suffix(".json")
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(path) -> dict:
+    """The model card of ``path`` (weights file, card or common stem)."""
+    card_file = card_path(path)
+    try:
+        card = json.loads(card_file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{card_file}: model card missing (every .safetensors needs its .json beside it)") from None
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{card_file}: unreadable model card ({error})") from None
+    if not isinstance(card, dict) or not isinstance(card.get("architecture"), dict):
+        raise CheckpointError(f"{card_file}: model card has no 'architecture' record")
+    return card
+
+
+def write_card(path, card: dict) -> None:
+    """Write ``card`` beside ``path`` atomically (readers never see half a file)."""
+    target = card_path(path)
+    partial = target.with_suffix(".json.partial")
+    partial.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    os.replace(partial, target)
+
+
+def save_model(model: nn.Module, path, card: dict) -> dict:
+    """Save ``model``'s weights to ``path`` (``.safetensors``) and its card beside them.
+
+    The card gets ``architecture``, ``parameter_count`` and ``weights_sha256`` filled in.
+
+    Returns:
+        The card as written.
+    """
+    weights = _weights_path(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    partial = weights.with_suffix(".safetensors.partial")
+    save_file(state, str(partial))
+    os.replace(partial, weights)
+    card = {
+        **card,
+        "architecture": model.architecture,
+        "parameter_count": count_parameters(model),
+        "weights_sha256": file_sha256(weights),
+    }
+    write_card(weights, card)
+    return card
+
+
+def load(path, device="cpu") -> nn.Module:
+    """A ready model (eval mode, on ``device``) from ``NAME.safetensors`` and ``NAME.json``.
+
+    The weights' SHA-256 must match the card's ``weights_sha256``, and the tensors must
+    fit the card's architecture exactly. The card is kept as ``model.card``.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong.
+    """
+    weights = _weights_path(path)
+    card = read_card(weights)
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: weights file missing")
+    expected = card.get("weights_sha256")
+    if expected and file_sha256(weights) != expected:
+        raise CheckpointError(f"{weights}: SHA-256 does not match its model card; refusing to load it")
+    try:
+        model = build_model(card["architecture"])
+        state = load_file(str(weights))
+        model.load_state_dict(state, strict=True)
+    except (ValueError, KeyError, RuntimeError, OSError) as error:
+        raise CheckpointError(f"{weights}: does not match its model card's architecture ({error})") from None
+    if card.get("parameter_count") not in (None, count_parameters(model)):
+        raise CheckpointError(
+            f"{weights}: card says {card['parameter_count']} parameters, the weights hold {count_parameters(model)}"
+        )
+    model.card = card
+    return model.to(device).eval()

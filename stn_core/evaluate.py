@@ -1,0 +1,141 @@
+"""Test error of models on the fixed distorted MNIST test sets, laid out like Table 1.
+
+    python -m stn_core.evaluate pretrained/*.safetensors --regimes R RTS P E TC --json results.json
+
+Each checkpoint is evaluated on every requested regime whose canvas fits its input (R, P
+and E share 28x28); without ``--regimes``, on the regime it was trained for. The table has
+a row per model kind and a column per regime, and each cell is the error of the model
+trained for that column's regime, as in the paper. The JSON holds every number measured:
+``{checkpoint: {regime: error_percent}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoints import load, write_card
+from .distortions import REGIMES, as_float_images, fixed_test_set
+from .mnist import load_mnist, mnist_dir
+
+__all__ = ["PAPER_TABLE", "error_rate", "evaluate_checkpoints", "model_label", "results_table", "test_set"]
+
+# Table 1 of the paper: test error (%) on distorted MNIST, and on 60x60 cluttered MNIST.
+PAPER_TABLE = {
+    "CNN": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 1.4, "TC": 3.5},
+    "ST-CNN Aff": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.2, "TC": 1.7},
+    "ST-CNN Proj": {"R": 0.8, "RTS": 0.6, "P": 0.8, "E": 1.3},
+    "ST-CNN TPS": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
+    "FCN": {"R": 2.1, "RTS": 5.2, "P": 3.1, "E": 3.2},
+    "ST-FCN Aff": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 2.7},
+}
+_SHORT = {"affine": "Aff", "projective": "Proj", "tps": "TPS", "attention": "Att"}
+
+
+def model_label(architecture: dict) -> str:
+    """The paper's name for a model kind: ``CNN``, ``ST-CNN Aff``, ``ST-FCN TPS``, ..."""
+    name = architecture["model"].upper()
+    transform = architecture.get("transform")
+    return f"{name} {_SHORT[transform]}" if transform else name
+
+
+@torch.inference_mode()
+def error_rate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
+    """Classification error in percent of ``model`` on ``images`` ``(N, 1, S, S)``."""
+    device = next(model.parameters()).device
+    wrong = 0
+    for start in range(0, images.shape[0], batch_size):
+        logits = model(images[start : start + batch_size].to(device))
+        wrong += int((logits.argmax(1).cpu() != labels[start : start + batch_size]).sum())
+    return 100.0 * wrong / images.shape[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_test_set(regime: str, folder: str) -> tuple[Tensor, Tensor]:
+    images, labels = load_mnist("test", folder)
+    return fixed_test_set(as_float_images(images), regime), labels
+
+
+def test_set(regime: str, data_dir=None) -> tuple[Tensor, Tensor]:
+    """The fixed distorted copy of the 10,000 MNIST test digits for ``regime`` (cached)."""
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; expected one of {', '.join(REGIMES)}")
+    return _cached_test_set(regime, str(mnist_dir(data_dir).resolve()))
+
+
+def evaluate_checkpoints(paths, regimes=None, data_dir=None, device="cpu"):
+    """Evaluate checkpoints; returns ``({path: {regime: error}}, {path: card})``."""
+    results, cards = {}, {}
+    for path in paths:
+        model = load(path, device=device)
+        card = model.card
+        wanted = regimes or [card["regime"]]
+        fitting = [r for r in wanted if REGIMES[r].canvas_size == model.canvas_size]
+        results[str(path)] = {r: error_rate(model, *test_set(r, data_dir)) for r in fitting}
+        cards[str(path)] = card
+    return results, cards
+
+
+def results_table(results: dict, cards: dict, show_paper: bool = False) -> str:
+    """Markdown table: a row per model kind, a column per regime (paper's Table 1 layout).
+
+    A cell holds the error of the model trained for that column's regime, measured on it;
+    with ``show_paper`` it reads ``ours (paper)``.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    columns = set()
+    for path, errors in results.items():
+        card = cards[path]
+        regime = card["regime"]
+        if regime not in errors:
+            continue
+        label = model_label(card["architecture"])
+        if regime in rows.get(label, {}):  # a second model of the same kind and regime
+            label = f"{label} ({Path(path).stem})"
+        rows.setdefault(label, {})[regime] = errors[regime]
+        columns.add(regime)
+    ordered = [r for r in REGIMES if r in columns]
+    lines = ["| model | " + " | ".join(ordered) + " |", "|---|" + "---|" * len(ordered)]
+    for label, errors in rows.items():
+        cells = []
+        for regime in ordered:
+            cell = f"{errors[regime]:.2f}" if regime in errors else "—"
+            paper = PAPER_TABLE.get(label.split(" (")[0], {}).get(regime)
+            if show_paper and paper is not None:
+                cell += f" ({paper})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stn_core.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", nargs="+", help=".safetensors files (their .json cards beside them)")
+    parser.add_argument("--regimes", nargs="+", choices=list(REGIMES), help="default: each model's own regime")
+    parser.add_argument("--json", type=Path, help="also write {checkpoint: {regime: error_percent}} here")
+    parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    parser.add_argument("--paper", action="store_true", help="show the paper's number beside ours: 'ours (paper)'")
+    parser.add_argument("--update-cards", action="store_true", help="store the measured errors in each model card")
+    args = parser.parse_args(argv)
+
+    results, cards = evaluate_checkpoints(args.checkpoints, args.regimes, args.data_dir, args.device)
+    print(results_table(results, cards, show_paper=args.paper))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.update_cards:
+        for path, errors in results.items():
+            card = cards[path]
+            card["test_error"] = {**card.get("test_error", {}), **{r: round(e, 4) for r, e in errors.items()}}
+            write_card(path, card)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

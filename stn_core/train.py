@@ -1,0 +1,284 @@
+"""Train a classifier on distorted MNIST, end to end (spatial transformer included).
+
+    python -m stn_core.train --model st-cnn --transform affine --regime RTS --epochs 20 --out runs/rts-st-cnn-affine
+    torchrun --nproc_per_node 2 -m stn_core.train ...    # data-parallel, gloo on CPU / nccl on GPU
+
+Every epoch draws fresh distortions of the 60,000 training digits; the test error is
+measured on the regime's fixed test set (:func:`stn_core.distortions.fixed_test_set`).
+After each epoch the run writes, in ``--out``:
+
+* ``log.jsonl``         one JSON line per epoch (loss, train and test error, images seen, time);
+* ``checkpoint.pt``     model + optimiser + schedule state, for ``--resume``;
+* ``NAME.safetensors``  the weights, with the model card ``NAME.json`` beside them.
+
+Randomness is a function of ``--seed`` and the epoch alone, so a resumed run continues
+exactly as the uninterrupted run would have. Under ``torchrun`` every process draws the
+same global batch and distortions and trains on its own slice of them; ``--batch-size``
+is the global batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .checkpoints import save_model
+from .distortions import REGIMES, as_float_images, distort, draw_distortion
+from .evaluate import error_rate, model_label, test_set
+from .geometry import TRANSFORM_NAMES
+from .mnist import load_mnist
+from .models import MODEL_NAMES, build_model
+
+# Options that define the run: a resumed run must agree on all of them.
+RUN_DEFINING = (
+    "model", "transform", "regime", "output_size", "epochs", "batch_size", "optimizer", "lr", "loc_lr",
+    "weight_decay", "seed", "train_subset", "test_subset",
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m stn_core.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=MODEL_NAMES, default="st-cnn")
+    parser.add_argument("--transform", choices=TRANSFORM_NAMES, default="affine", help="for st-cnn / st-fcn")
+    parser.add_argument("--regime", choices=list(REGIMES), default="RTS")
+    parser.add_argument("--output-size", type=int, help="side of the spatial transformer's output (default: canvas)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=256, help="global batch, split across processes")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay to 0)")
+    parser.add_argument("--loc-lr", type=float, help="learning rate of the localisation net (default: --lr / 10)")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/NAME)")
+    parser.add_argument("--name", help="model name (default: REGIME-MODEL[-TRANSFORM], lower case)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
+    parser.add_argument("--stop-after", type=int, help="stop after this many epochs of this invocation (resume later)")
+    parser.add_argument("--train-subset", type=int, help="train on the first N training digits only")
+    parser.add_argument("--test-subset", type=int, help="measure on the first N fixed test digits only")
+    args = parser.parse_args(argv)
+    if args.model in ("cnn", "fcn"):
+        args.transform = None
+        args.output_size = None
+    if args.loc_lr is None:
+        args.loc_lr = args.lr / 10
+    args.name = args.name or "-".join(filter(None, [args.regime.lower(), args.model, args.transform]))
+    args.out = args.out or Path("runs") / args.name
+    for option in ("epochs", "batch_size", "train_subset", "test_subset", "stop_after"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    return args
+
+
+def _distributed() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)``; joins the process group under torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and os.environ.get("STN_DDP_BACKEND") != "gloo"
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    if not use_cuda:  # processes on one machine share its cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
+    return dist.get_rank(), world_size, local_rank
+
+
+def _device(choice: str, world_size: int, local_rank: int) -> torch.device:
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device is available (use --device cpu)")
+        return torch.device("cuda", local_rank if world_size > 1 else torch.cuda.current_device())
+    return torch.device(choice)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _fingerprint(model) -> torch.Tensor:
+    """Sum and sum of squares of all weights (float64): equal weights give equal prints."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    return torch.stack([flat.sum(), flat.pow(2).sum()])
+
+
+def _command_line() -> str:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    prefix = f"torchrun --nproc_per_node {world_size} -m stn_core.train" if world_size > 1 else "python -m stn_core.train"
+    return " ".join([prefix, shlex.join(sys.argv[1:])]).strip()
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run (or resume) training as described by ``args``; returns the final model card."""
+    rank, world_size, local_rank = _distributed()
+    device = _device(args.device, world_size, local_rank)
+    out: Path = args.out
+    checkpoint_file = out / "checkpoint.pt"
+
+    images, labels = load_mnist("train", args.data_dir)
+    if args.train_subset:
+        images, labels = images[: args.train_subset], labels[: args.train_subset]
+    train_images = as_float_images(images).to(device)  # also the clutter pool for TC
+    train_labels = labels.to(device)
+    test_images, test_labels = test_set(args.regime, args.data_dir)
+    if args.test_subset:
+        test_images, test_labels = test_images[: args.test_subset], test_labels[: args.test_subset]
+
+    steps_per_epoch = train_images.shape[0] // args.batch_size
+    if steps_per_epoch == 0:
+        raise SystemExit(f"--batch-size {args.batch_size} is larger than the {train_images.shape[0]} training digits")
+    if args.batch_size % world_size:
+        raise SystemExit(f"--batch-size {args.batch_size} must divide evenly across {world_size} processes")
+    local_batch = args.batch_size // world_size
+
+    canvas_size = REGIMES[args.regime].canvas_size
+    torch.manual_seed(args.seed)  # identical initial weights in every process
+    model = build_model(
+        {"model": args.model, "canvas_size": canvas_size, "transform": args.transform, "output_size": args.output_size}
+    ).to(device)
+    localisation = [p for n, p in model.named_parameters() if n.startswith("spatial_transformer.")]
+    others = [p for n, p in model.named_parameters() if not n.startswith("spatial_transformer.")]
+    groups = [{"params": others, "lr": args.lr}] + ([{"params": localisation, "lr": args.loc_lr}] if localisation else [])
+    if args.optimizer == "adam":
+        optimizer = torch.optim.Adam(groups, weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * steps_per_epoch)
+
+    start_epoch, images_seen, wall_time = 0, 0, 0.0
+    if args.resume and checkpoint_file.exists():
+        state = torch.load(checkpoint_file, map_location=device, weights_only=True)
+        changed = {k: (state["args"].get(k), getattr(args, k)) for k in RUN_DEFINING if state["args"].get(k) != getattr(args, k)}
+        if changed:
+            details = ", ".join(f"--{k.replace('_', '-')} was {old} now {new}" for k, (old, new) in changed.items())
+            raise SystemExit(f"cannot resume {checkpoint_file}: the run was defined differently ({details})")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start_epoch, images_seen, wall_time = state["epoch"], state["images_seen"], state["wall_time"]
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "log.jsonl").write_text("")
+
+    trained = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+    card = {}
+    last_epoch = args.epochs if args.stop_after is None else min(args.epochs, start_epoch + args.stop_after)
+    for epoch in range(start_epoch + 1, last_epoch + 1):
+        started = time.perf_counter()
+        trained.train()
+        generator = _epoch_generator(args.seed, epoch)
+        order = torch.randperm(train_images.shape[0], generator=generator)
+        loss_sum = torch.zeros((), device=device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        progress = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=rank != 0, mininterval=2, leave=False)
+        for step in progress:
+            batch = order[step * args.batch_size : (step + 1) * args.batch_size]
+            distortion = draw_distortion(args.regime, len(batch), generator, pool_size=train_images.shape[0])
+            mine = slice(rank * local_batch, (rank + 1) * local_batch)
+            index = batch[mine].to(device)
+            inputs = distort(train_images[index], distortion[mine], pool=train_images)
+            logits = trained(inputs)
+            loss = F.cross_entropy(logits, train_labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach()
+            wrong += (logits.argmax(1) != train_labels[index]).sum()
+        images_seen += steps_per_epoch * args.batch_size
+        wall_time += time.perf_counter() - started
+
+        if rank == 0:
+            trained.eval()
+            test_error = error_rate(model, test_images, test_labels)
+            record = {
+                "epoch": epoch,
+                "train_loss": round(float(loss_sum) / steps_per_epoch, 5),
+                "train_error": round(100.0 * float(wrong) / (steps_per_epoch * local_batch), 4),
+                "test_error": round(test_error, 4),
+                "lr": schedule.get_last_lr()[0],
+                "images_seen": images_seen,
+                "wall_time_s": round(wall_time, 1),
+            }
+            with open(out / "log.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            tqdm.write(json.dumps(record))
+            card = _card(args, model, epoch, images_seen, wall_time, test_error, device, world_size, test_images.shape[0])
+            card = save_model(model, out / f"{args.name}.safetensors", card)
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "epoch": epoch,
+                "images_seen": images_seen,
+                "wall_time": wall_time,
+                "args": {k: getattr(args, k) for k in RUN_DEFINING},
+            }
+            torch.save(state, out / "checkpoint.pt.partial")
+            os.replace(out / "checkpoint.pt.partial", checkpoint_file)
+        if world_size > 1:
+            dist.barrier()
+
+    if world_size > 1:
+        prints = [torch.zeros(2, dtype=torch.float64, device=device) for _ in range(world_size)]
+        dist.all_gather(prints, _fingerprint(model).to(device))
+        if rank == 0 and card:
+            card["training"]["rank_fingerprints"] = [p.tolist() for p in prints]
+            card = save_model(model, out / f"{args.name}.safetensors", card)
+        dist.destroy_process_group()
+        if any(not torch.equal(prints[0], p) for p in prints):
+            raise SystemExit(f"processes ended with different weights: {[p.tolist() for p in prints]}")
+    return card
+
+
+def _card(args, model, epoch, images_seen, wall_time, test_error, device, world_size, test_digits) -> dict:
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return {
+        "name": args.name,
+        "label": model_label(model.architecture),
+        "regime": args.regime,
+        "canvas_size": model.canvas_size,
+        "test_error": {args.regime: round(test_error, 4)},
+        "test_digits": test_digits,
+        "training": {
+            "epochs": epoch,
+            "epochs_planned": args.epochs,
+            "images_seen": images_seen,
+            "wall_time_s": round(wall_time, 1),
+            "device": device_name,
+            "processes": world_size,
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "loc_lr": args.loc_lr if args.transform else None,
+            "batch_size": args.batch_size,
+            "weight_decay": args.weight_decay,
+            "seed": args.seed,
+            "train_digits": args.train_subset or 60000,
+            "command": _command_line(),
+        },
+        "torch_version": torch.__version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv=None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
