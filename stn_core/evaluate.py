@@ -24,7 +24,7 @@ from .checkpoints import load, write_card
 from .distortions import REGIMES, as_float_images, fixed_test_set
 from .mnist import load_mnist, mnist_dir
 
-__all__ = ["PAPER_TABLE", "error_rate", "evaluate_checkpoints", "model_label", "results_table", "test_set"]
+__all__ = ["PAPER_TABLE", "error_rate", "evaluate_checkpoints", "model_label", "results_table", "regime_test_set"]
 
 # Table 1 of the paper: test error (%) on distorted MNIST, and on 60x60 cluttered MNIST.
 PAPER_TABLE = {
@@ -62,7 +62,7 @@ def _cached_test_set(regime: str, folder: str) -> tuple[Tensor, Tensor]:
     return fixed_test_set(as_float_images(images), regime), labels
 
 
-def test_set(regime: str, data_dir=None) -> tuple[Tensor, Tensor]:
+def regime_test_set(regime: str, data_dir=None) -> tuple[Tensor, Tensor]:
     """The fixed distorted copy of the 10,000 MNIST test digits for ``regime`` (cached)."""
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; expected one of {', '.join(REGIMES)}")
@@ -77,7 +77,7 @@ def evaluate_checkpoints(paths, regimes=None, data_dir=None, device="cpu"):
         card = model.card
         wanted = regimes or [card["regime"]]
         fitting = [r for r in wanted if REGIMES[r].canvas_size == model.canvas_size]
-        results[str(path)] = {r: error_rate(model, *test_set(r, data_dir)) for r in fitting}
+        results[str(path)] = {r: error_rate(model, *regime_test_set(r, data_dir)) for r in fitting}
         cards[str(path)] = card
     return results, cards
 

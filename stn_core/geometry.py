@@ -95,11 +95,12 @@ def _check_params(params: Tensor, num_params: int, name: str) -> None:
 
 
 def _batched_points(points: Tensor, batch: int) -> Tensor:
+    """``(1 or N, M, 2)``: shared points stay unexpanded, so per-point work is done once."""
     if points.dim() == 2:
         points = points.unsqueeze(0)
-    if points.dim() != 3 or points.shape[-1] != 2:
-        raise ValueError(f"points must have shape (M, 2) or (N, M, 2), got {tuple(points.shape)}")
-    return points.expand(batch, -1, -1)
+    if points.dim() != 3 or points.shape[-1] != 2 or points.shape[0] not in (1, batch):
+        raise ValueError(f"points must have shape (M, 2) or ({batch}, M, 2), got {tuple(points.shape)}")
+    return points
 
 
 class Transform:
@@ -243,9 +244,10 @@ class ThinPlateSpline(Transform):
         centres = self.control_points.to(params)
         features = torch.cat(
             [self._kernel(points, centres), torch.ones_like(points[..., :1]), points], dim=-1
-        )  # (N, M, K*K + 3)
-        coefficients = self._solution.to(params) @ params.view(params.shape[0], -1, 2)
-        return features @ coefficients
+        )  # (1 or N, M, K*K + 3)
+        # Interpolating the displacements (not the positions) keeps the identity exact in float32.
+        displacement = params.view(params.shape[0], -1, 2) - centres
+        return points + features @ (self._solution.to(params) @ displacement)
 
     def __repr__(self) -> str:
         return f"ThinPlateSpline(grid_size={self.grid_size})"

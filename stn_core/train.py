@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from .checkpoints import save_model
 from .distortions import REGIMES, as_float_images, distort, draw_distortion
-from .evaluate import error_rate, model_label, test_set
+from .evaluate import error_rate, model_label, regime_test_set
 from .geometry import TRANSFORM_NAMES
 from .mnist import load_mnist
 from .models import MODEL_NAMES, build_model
@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256, help="global batch, split across processes")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay to 0)")
-    parser.add_argument("--loc-lr", type=float, help="learning rate of the localisation net (default: --lr / 10)")
+    parser.add_argument("--loc-lr", type=float, help="learning rate of the localisation net (default: --lr)")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.transform = None
         args.output_size = None
     if args.loc_lr is None:
-        args.loc_lr = args.lr / 10
+        args.loc_lr = args.lr
     args.name = args.name or "-".join(filter(None, [args.regime.lower(), args.model, args.transform]))
     args.out = args.out or Path("runs") / args.name
     for option in ("epochs", "batch_size", "train_subset", "test_subset", "stop_after"):
@@ -134,7 +134,7 @@ def train(args: argparse.Namespace) -> dict:
         images, labels = images[: args.train_subset], labels[: args.train_subset]
     train_images = as_float_images(images).to(device)  # also the clutter pool for TC
     train_labels = labels.to(device)
-    test_images, test_labels = test_set(args.regime, args.data_dir)
+    test_images, test_labels = regime_test_set(args.regime, args.data_dir)
     if args.test_subset:
         test_images, test_labels = test_images[: args.test_subset], test_labels[: args.test_subset]
 

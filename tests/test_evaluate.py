@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import torch
+
+from stn_core.checkpoints import save_model
+from stn_core.evaluate import PAPER_TABLE, error_rate, main, model_label, results_table, regime_test_set
+from stn_core.models import build_model
+
+
+class Oracle(torch.nn.Module):
+    """Answers from a lookup table: makes the expected error rate known exactly."""
+
+    def __init__(self, answers):
+        super().__init__()
+        self.answers = answers
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.seen = 0
+
+    def forward(self, x):
+        part = self.answers[self.seen : self.seen + x.shape[0]]
+        self.seen += x.shape[0]
+        return torch.nn.functional.one_hot(part, 10).float()
+
+
+def test_error_rate_counts_mistakes():
+    labels = torch.arange(1000) % 10
+    answers = labels.clone()
+    answers[:37] = (answers[:37] + 1) % 10
+    assert error_rate(Oracle(answers), torch.zeros(1000, 1, 28, 28), labels, batch_size=300) == pytest.approx(3.7)
+
+
+def test_labels_follow_the_paper():
+    assert model_label({"model": "cnn"}) == "CNN"
+    assert model_label({"model": "st-cnn", "transform": "tps"}) == "ST-CNN TPS"
+    assert model_label({"model": "st-fcn", "transform": "affine"}) == "ST-FCN Aff"
+    assert set(PAPER_TABLE["ST-CNN Aff"]) == {"R", "RTS", "P", "E", "TC"}
+
+
+def test_table_layout_puts_each_model_under_its_regime():
+    cards = {
+        "a": {"regime": "R", "architecture": {"model": "cnn"}},
+        "b": {"regime": "RTS", "architecture": {"model": "cnn"}},
+        "c": {"regime": "R", "architecture": {"model": "st-cnn", "transform": "affine"}},
+    }
+    results = {"a": {"R": 1.0, "P": 9.0}, "b": {"RTS": 0.5}, "c": {"R": 0.25}}
+    table = results_table(results, cards, show_paper=True).splitlines()
+    assert table[0] == "| model | R | RTS |"
+    assert table[2] == "| CNN | 1.00 (1.2) | 0.50 (0.8) |"
+    assert table[3] == "| ST-CNN Aff | 0.25 (0.7) | — (0.5) |"  # the paper's number even where ours is missing
+
+
+def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
+    torch.manual_seed(0)
+    path = tmp_path / "r-cnn.safetensors"
+    model = build_model({"model": "cnn", "canvas_size": 28})
+    save_model(model, path, {"name": "r-cnn", "regime": "R", "canvas_size": 28, "test_error": {}})
+    out = tmp_path / "results.json"
+    assert main([str(path), "--regimes", "R", "P", "RTS", "--json", str(out), "--data-dir", str(mnist_dir), "--update-cards"]) == 0
+    results = json.loads(out.read_text())
+    assert list(results) == [str(path)] and set(results[str(path)]) == {"R", "P"}  # RTS needs a 42x42 input
+    images, labels = regime_test_set("R", mnist_dir)
+    assert results[str(path)]["R"] == pytest.approx(error_rate(model.eval(), images, labels))
+    printed = capsys.readouterr().out
+    assert "| CNN |" in printed and f"{results[str(path)]['R']:.2f}" in printed
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["test_error"]["P"] == pytest.approx(results[str(path)]["P"], abs=1e-4)
