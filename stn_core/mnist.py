@@ -155,3 +155,37 @@ def load_mnist(split: str, data_dir=None, *, download: bool = True, mirrors=MIRR
         arrays.append(read_idx(path, md5=md5, magic=magic))
     images, labels = arrays
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+# A fixed sample of real test digits ships with the app (assets/) for its sample picker,
+# batch view and tests: 1,000 digits drawn without replacement with this seed.
+SAMPLE_FILE = Path(__file__).resolve().parent.parent / "assets" / "mnist_test_sample.npz"
+SAMPLE_SIZE, SAMPLE_SEED = 1000, 0
+
+
+def write_sample(data_dir=None, path=SAMPLE_FILE, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED) -> Path:
+    """Save ``size`` random MNIST test digits (sorted by test-set index) as compressed npz."""
+    images, labels = load_mnist("test", data_dir)
+    index = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:size].sort().values
+    np.savez_compressed(path, images=images[index].numpy(), labels=labels[index].numpy(), test_index=index.numpy())
+    return Path(path)
+
+
+def load_sample(path=SAMPLE_FILE):
+    """The shipped sample: ``images`` ``(1000, 28, 28)`` uint8, ``labels`` ``(1000,)`` int64,
+    and each digit's index in the MNIST test set."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return torch.from_numpy(data["images"]), torch.from_numpy(data["labels"]), torch.from_numpy(data["test_index"])
+    except (OSError, KeyError, ValueError) as error:
+        raise MnistError(f"{Path(path).name}: cannot read the shipped digit sample ({error})") from None
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stn_core.mnist", description="Write the shipped sample of MNIST test digits.")
+    parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
+    parser.add_argument("--out", type=Path, default=SAMPLE_FILE)
+    args = parser.parse_args()
+    print(write_sample(args.data_dir, args.out))

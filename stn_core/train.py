@@ -42,7 +42,7 @@ from .models import MODEL_NAMES, build_model
 
 # Options that define the run: a resumed run must agree on all of them.
 RUN_DEFINING = (
-    "model", "transform", "regime", "output_size", "epochs", "batch_size", "optimizer", "lr", "loc_lr",
+    "model", "transform", "regime", "output_size", "hidden", "batch_norm", "epochs", "batch_size", "optimizer", "lr", "loc_lr",
     "weight_decay", "seed", "train_subset", "test_subset",
 )
 
@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--transform", choices=TRANSFORM_NAMES, default="affine", help="for st-cnn / st-fcn")
     parser.add_argument("--regime", choices=list(REGIMES), default="RTS")
     parser.add_argument("--output-size", type=int, help="side of the spatial transformer's output (default: canvas)")
+    parser.add_argument("--hidden", type=int, default=0, help="hidden units in the CNN classifier (0: none)")
+    parser.add_argument("--batch-norm", action="store_true", help="batch normalisation after each CNN conv layer")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch, split across processes")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -148,7 +150,14 @@ def train(args: argparse.Namespace) -> dict:
     canvas_size = REGIMES[args.regime].canvas_size
     torch.manual_seed(args.seed)  # identical initial weights in every process
     model = build_model(
-        {"model": args.model, "canvas_size": canvas_size, "transform": args.transform, "output_size": args.output_size}
+        {
+            "model": args.model,
+            "canvas_size": canvas_size,
+            "transform": args.transform,
+            "output_size": args.output_size,
+            "hidden": args.hidden,
+            "batch_norm": args.batch_norm,
+        }
     ).to(device)
     localisation = [p for n, p in model.named_parameters() if n.startswith("spatial_transformer.")]
     others = [p for n, p in model.named_parameters() if not n.startswith("spatial_transformer.")]

@@ -1,0 +1,278 @@
+"""The inference service behind the app: owns the shipped models and runs user inputs
+through distortion -> ST-CNN and CNN, one at a time or as a batch.
+
+* Models load once, at start-up, from ``pretrained/`` (each ``NAME.safetensors`` with its
+  card ``NAME.json``); a file whose SHA-256 does not match its card is refused and logged.
+* The device is ``$STN_DEVICE`` if set, else ``cuda`` when available, else ``cpu``; models
+  move there once, and every forward pass runs under ``torch.inference_mode()``.
+* The app's controls (:class:`Controls`) are turned into the library's own
+  :class:`~stn_core.distortions.Distortion`, so a slider drives exactly the functions the
+  training regimes use.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointError, load
+from .distortions import ELASTIC_GRID, REGIMES, UNIT_CORNERS, Clutter, Distortion, distort, draw_distortion
+from .evaluate import model_label
+from .mnist import load_sample
+
+__all__ = ["CONTROL_RANGES", "Controls", "InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
+
+log = logging.getLogger(__name__)
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+# Documented range of every control; values outside are clamped, non-numbers refused.
+CONTROL_RANGES = {
+    "rotation": (-180.0, 180.0),
+    "scale": (0.3, 2.0),
+    "shift_x": (-1.0, 1.0),
+    "shift_y": (-1.0, 1.0),
+    "shear": (-1.0, 1.0),
+    "perspective": (0.0, 2.0),
+    "elastic": (0.0, 3.0),
+    "seed": (0, 2**31 - 1),
+}
+# Strength 1 of these controls is one draw of the matching regime (P, E).
+PERSPECTIVE_SIGMA, ELASTIC_SIGMA = 0.2, 0.1
+CLUTTER_FRAGMENTS = 6
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the sliders say: the digit is rotated (degrees, counter-clockwise), scaled,
+    sheared and shifted (normalised canvas units); ``perspective`` and ``elastic`` scale a
+    random corner / control-point pattern drawn from ``seed`` (1 = as strong as regimes P
+    and E); ``clutter`` adds the TC regime's fragments, also drawn from ``seed``."""
+
+    rotation: float = 0.0
+    scale: float = 1.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    shear: float = 0.0
+    perspective: float = 0.0
+    elastic: float = 0.0
+    clutter: bool = False
+    seed: int = 0
+
+    def checked(self) -> "Controls":
+        """The same controls clamped to ``CONTROL_RANGES``.
+
+        Raises:
+            ValueError: naming the control and its range, for a value that is not a finite number.
+        """
+        values = {}
+        for name, (low, high) in CONTROL_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+            values[name] = type(low)(min(max(value, low), high))
+        if not isinstance(self.clutter, bool):
+            raise ValueError(f"clutter must be true or false, got {self.clutter!r}")
+        return replace(self, **values)
+
+    @classmethod
+    def from_regime(cls, regime: str, seed: int) -> "Controls":
+        """A random distortion of ``regime`` (drawn by the regime itself), as control values."""
+        drawn = draw_distortion(regime, 1, torch.Generator().manual_seed(seed), pool_size=1)
+        base = cls(seed=seed)
+        if regime == "P":  # corners = 0.75 * (unit + 0.2 * z / 0.75): scale 0.75 after a perspective of 1 / 0.75
+            return replace(base, scale=0.75, perspective=1 / 0.75)
+        if regime == "E":
+            return replace(base, elastic=1.0)
+        return replace(
+            base,
+            rotation=float(drawn.rotation[0]),
+            scale=float(drawn.scale[0]),
+            shift_x=float(drawn.shift[0, 0]),
+            shift_y=float(drawn.shift[0, 1]),
+            clutter=regime == "TC",
+        )
+
+    def distortion(self, canvas_size: int, pool_size: int) -> Distortion:
+        """One :class:`Distortion` for a ``canvas_size`` canvas; clutter cut from a pool of ``pool_size``."""
+        generator = torch.Generator().manual_seed(self.seed)
+        corner_pattern = torch.randn((1, 4, 2), generator=generator)
+        elastic_pattern = torch.randn((1, ELASTIC_GRID**2, 2), generator=generator).clamp(-3, 3)
+        corners = UNIT_CORNERS + self.perspective * PERSPECTIVE_SIGMA * corner_pattern if self.perspective else None
+        elastic = self.elastic * ELASTIC_SIGMA * elastic_pattern if self.elastic else None
+        clutter = None
+        if self.clutter:
+            size = 6
+            clutter = Clutter(
+                source_index=torch.randint(0, pool_size, (1, CLUTTER_FRAGMENTS), generator=generator),
+                crop_xy=torch.randint(4, 28 - 4 - size + 1, (1, CLUTTER_FRAGMENTS, 2), generator=generator),
+                place_xy=torch.randint(0, canvas_size - size + 1, (1, CLUTTER_FRAGMENTS, 2), generator=generator),
+                size=size,
+            )
+        return Distortion.create(
+            canvas_size,
+            rotation=self.rotation,
+            scale=self.scale,
+            shear=self.shear,
+            shift_x=self.shift_x,
+            shift_y=self.shift_y,
+            corners=corners,
+            elastic=elastic,
+            clutter=clutter,
+        )
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """An ST model and the plain CNN trained on the same regime (``cnn`` may be ``None``)."""
+
+    key: str
+    regime: str
+    transform: str
+    st: torch.nn.Module
+    cnn: torch.nn.Module | None
+
+    @property
+    def canvas_size(self) -> int:
+        return self.st.canvas_size
+
+
+@dataclass
+class Result:
+    """One input through one :class:`ModelChoice` (numpy arrays, on the CPU)."""
+
+    canvas: np.ndarray  # (S, S): the distorted input U
+    theta: torch.Tensor  # (P,)
+    warped: np.ndarray  # (out, out): V, what the classifier sees
+    st_probs: np.ndarray  # (10,)
+    cnn_probs: np.ndarray | None  # (10,), None without a CNN baseline
+
+
+def _pick_device() -> torch.device:
+    wanted = os.environ.get("STN_DEVICE")
+    if wanted:
+        return torch.device(wanted)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class InferenceService:
+    """Loads every shipped model once and answers the app's requests.
+
+    Args:
+        model_dir: folder of ``.safetensors`` + ``.json`` pairs.
+        device: overrides ``$STN_DEVICE`` / auto-detection.
+    """
+
+    def __init__(self, model_dir=PRETRAINED_DIR, device=None):
+        self.device = torch.device(device) if device else _pick_device()
+        models = {}
+        for weights in sorted(Path(model_dir).glob("*.safetensors")):
+            try:
+                models[weights.stem] = load(weights, device=self.device)
+            except CheckpointError as error:
+                log.error("not serving %s: %s", weights.name, error)
+        baselines = {m.card["regime"]: m for m in models.values() if m.architecture["model"] == "cnn"}
+        self.choices: dict[str, ModelChoice] = {}
+        for name, model in models.items():
+            if model.architecture["model"] != "st-cnn":
+                continue
+            regime, transform = model.card["regime"], model.architecture["transform"]
+            key = f"{regime} · {model_label(model.architecture)}"
+            self.choices[key] = ModelChoice(key, regime, transform, model, baselines.get(regime))
+        images, labels, _ = load_sample()
+        self.sample_images = images.unsqueeze(1).float().div(255.0)  # (1000, 1, 28, 28)
+        self.sample_labels = labels
+        self._pool = self.sample_images.to(self.device)
+
+    def choice(self, key: str) -> ModelChoice:
+        if key not in self.choices:
+            raise ValueError(f"unknown model {key!r}; available: {', '.join(self.choices) or 'none'}")
+        return self.choices[key]
+
+    def default_key(self) -> str | None:
+        """The RTS affine ST-CNN when shipped, else the first model."""
+        preferred = "RTS · ST-CNN Aff"
+        return preferred if preferred in self.choices else next(iter(self.choices), None)
+
+    def distort(self, digits: torch.Tensor, controls: list[Controls], canvas_size: int) -> torch.Tensor:
+        """``(N, 1, 28, 28)`` digits, one :class:`Controls` each -> ``(N, 1, S, S)`` canvases."""
+        parts = [c.checked().distortion(canvas_size, self._pool.shape[0]) for c in controls]
+        batch = _concatenate(parts)
+        return distort(digits.to(self.device), batch, pool=self._pool)
+
+    @torch.inference_mode()
+    def run(self, canvases: torch.Tensor, key: str) -> list[Result]:
+        """Both models of ``key`` on a batch of ``(N, 1, S, S)`` canvases."""
+        choice = self.choice(key)
+        canvases = canvases.to(self.device)
+        details = choice.st.forward_details(canvases)
+        st_probs = details.logits.softmax(1).cpu().numpy()
+        cnn_probs = choice.cnn(canvases).softmax(1).cpu().numpy() if choice.cnn is not None else None
+        canvases_np = canvases[:, 0].cpu().numpy()
+        warped_np = details.warped[:, 0].cpu().numpy()
+        theta = details.theta.cpu()
+        return [
+            Result(canvases_np[i], theta[i], warped_np[i], st_probs[i], None if cnn_probs is None else cnn_probs[i])
+            for i in range(canvases.shape[0])
+        ]
+
+    def predict(self, digit: np.ndarray, controls: Controls, key: str) -> Result:
+        """One ``(28, 28)`` digit in [0, 1], distorted by ``controls``, through model ``key``."""
+        choice = self.choice(key)
+        digit_tensor = torch.as_tensor(np.asarray(digit, dtype=np.float32)).reshape(1, 1, 28, 28)
+        canvas = self.distort(digit_tensor, [controls], choice.canvas_size)
+        return self.run(canvas, key)[0]
+
+    def sweep(self, digit: np.ndarray, label: int, key: str, controls: Controls, name: str, values) -> dict:
+        """Probability of ``label`` as control ``name`` runs over ``values``, one batched pass.
+
+        Returns:
+            ``{"values": [...], "st": [...], "cnn": [...] or None}``.
+        """
+        choice = self.choice(key)
+        settings = [replace(controls, **{name: float(v)}) for v in values]
+        digits = torch.as_tensor(np.asarray(digit, dtype=np.float32)).reshape(1, 1, 28, 28).expand(len(settings), -1, -1, -1)
+        results = self.run(self.distort(digits, settings, choice.canvas_size), key)
+        cnn = None if choice.cnn is None else [float(r.cnn_probs[label]) for r in results]
+        return {"values": [float(v) for v in values], "st": [float(r.st_probs[label]) for r in results], "cnn": cnn}
+
+    def batch(self, regime: str, key: str, seed: int, count: int = 16):
+        """``count`` sample digits distorted by random draws of ``regime``, through model ``key``.
+
+        Returns:
+            ``(results, labels)``.
+        """
+        choice = self.choice(key)
+        if REGIMES[regime].canvas_size != choice.canvas_size:
+            raise ValueError(f"regime {regime} uses a {REGIMES[regime].canvas_size}px canvas; model {key} reads {choice.canvas_size}px")
+        generator = torch.Generator().manual_seed(seed)
+        index = torch.randperm(self.sample_images.shape[0], generator=generator)[:count]
+        distortion = draw_distortion(regime, count, generator, pool_size=self._pool.shape[0])
+        canvases = distort(self.sample_images[index].to(self.device), distortion, pool=self._pool)
+        return self.run(canvases, key), self.sample_labels[index].tolist()
+
+
+def _concatenate(parts: list[Distortion]) -> Distortion:
+    """Stack single distortions into one batch (optional parts must agree on presence)."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    merged = {}
+    for f in fields(Distortion):
+        values = [getattr(p, f.name) for p in parts]
+        if f.name == "canvas_size":
+            merged[f.name] = values[0]
+        elif all(v is None for v in values):
+            merged[f.name] = None
+        elif any(v is None for v in values):
+            raise ValueError(f"cannot batch distortions that differ in whether they have {f.name}")
+        elif f.name == "clutter":
+            merged[f.name] = Clutter(*(torch.cat([getattr(v, k) for v in values]) for k in ("source_index", "crop_xy", "place_xy")), values[0].size)
+        else:
+            merged[f.name] = torch.cat(values)
+    return Distortion(**merged)
