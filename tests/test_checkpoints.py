@@ -25,7 +25,9 @@ def test_round_trip(saved):
     model.eval()
     assert torch.equal(loaded(images), model(images))
     card = json.loads(card_path(path).read_text())
-    assert card["architecture"] == {"model": "st-cnn", "canvas_size": 28, "transform": "tps", "output_size": 28, "tps_grid_size": 4}
+    assert card["architecture"] == {
+        "model": "st-cnn", "canvas_size": 28, "hidden": 0, "batch_norm": False, "transform": "tps", "output_size": 28, "tps_grid_size": 4,
+    }
     assert card["parameter_count"] == sum(p.numel() for p in model.parameters())
     assert len(card["weights_sha256"]) == 64
     assert loaded.card["regime"] == "E"
