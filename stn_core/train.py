@@ -9,7 +9,9 @@ After each epoch the run writes, in ``--out``:
 
 * ``log.jsonl``         one JSON line per epoch (loss, train and test error, images seen, time);
 * ``checkpoint.pt``     model + optimiser + schedule state, for ``--resume``;
-* ``NAME.safetensors``  the weights, with the model card ``NAME.json`` beside them.
+* ``NAME.safetensors``  the weights, with the model card ``NAME.json`` beside them;
+* ``timelapse.npz``     with ``--timelapse-every N`` (spatial-transformer models): theta and
+  the warped outputs of 16 fixed test digits every N steps, from the identity at step 0.
 
 Randomness is a function of ``--seed`` and the epoch alone, so a resumed run continues
 exactly as the uninterrupted run would have. Under ``torchrun`` every process draws the
@@ -28,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -68,6 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--name", help="model name (default: REGIME-MODEL[-TRANSFORM], lower case)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
     parser.add_argument("--stop-after", type=int, help="stop after this many epochs of this invocation (resume later)")
+    parser.add_argument("--timelapse-every", type=int, default=0, help="record theta and warped test digits every N steps (0: off)")
     parser.add_argument("--train-subset", type=int, help="train on the first N training digits only")
     parser.add_argument("--test-subset", type=int, help="measure on the first N fixed test digits only")
     args = parser.parse_args(argv)
@@ -116,6 +120,44 @@ def _fingerprint(model) -> torch.Tensor:
     """Sum and sum of squares of all weights (float64): equal weights give equal prints."""
     flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
     return torch.stack([flat.sum(), flat.pow(2).sum()])
+
+
+class Timelapse:
+    """Theta and warped outputs of 16 fixed test digits as training goes, for the app's
+    "watch it learn" view. Recording runs the model in eval mode and draws no random
+    numbers, so it does not change training."""
+
+    def __init__(self, path: Path, canvases: torch.Tensor, labels: torch.Tensor, every: int, resume: bool):
+        self.path, self.canvases, self.labels, self.every = path, canvases, labels, every
+        self.steps, self.thetas, self.warped = [], [], []
+        if resume and path.exists():
+            with np.load(path) as saved:
+                self.steps = saved["steps"].tolist()
+                self.thetas = list(saved["theta"])
+                self.warped = list(saved["warped"])
+
+    @torch.no_grad()
+    def record(self, model, step: int) -> None:
+        if step % self.every or (self.steps and step <= self.steps[-1]):
+            return
+        was_training = model.training
+        details = model.eval().forward_details(self.canvases)
+        model.train(was_training)
+        self.steps.append(step)
+        self.thetas.append(details.theta.cpu().numpy())
+        self.warped.append((details.warped[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy())
+
+    def save(self) -> None:
+        partial = self.path.with_suffix(".partial.npz")
+        np.savez_compressed(
+            partial,
+            steps=np.array(self.steps),
+            theta=np.stack(self.thetas),
+            warped=np.stack(self.warped),
+            canvases=(self.canvases[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy(),
+            labels=self.labels.numpy(),
+        )
+        os.replace(partial, self.path)
 
 
 def _command_line() -> str:
@@ -184,6 +226,10 @@ def train(args: argparse.Namespace) -> dict:
         (out / "log.jsonl").write_text("")
 
     trained = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
+    timelapse = None
+    if args.timelapse_every and args.transform and rank == 0:
+        timelapse = Timelapse(out / "timelapse.npz", test_images[:16].to(device), test_labels[:16], args.timelapse_every, args.resume)
+        timelapse.record(model, start_epoch * steps_per_epoch)
     card = {}
     last_epoch = args.epochs if args.stop_after is None else min(args.epochs, start_epoch + args.stop_after)
     for epoch in range(start_epoch + 1, last_epoch + 1):
@@ -208,6 +254,8 @@ def train(args: argparse.Namespace) -> dict:
             schedule.step()
             loss_sum += loss.detach()
             wrong += (logits.argmax(1) != train_labels[index]).sum()
+            if timelapse:
+                timelapse.record(model, (epoch - 1) * steps_per_epoch + step + 1)
         images_seen += steps_per_epoch * args.batch_size
         wall_time += time.perf_counter() - started
 
@@ -239,6 +287,8 @@ def train(args: argparse.Namespace) -> dict:
             }
             torch.save(state, out / "checkpoint.pt.partial")
             os.replace(out / "checkpoint.pt.partial", checkpoint_file)
+            if timelapse:
+                timelapse.save()
         if world_size > 1:
             dist.barrier()
 

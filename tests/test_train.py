@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -50,6 +51,17 @@ def test_resume_continues_exactly(mnist_dir, tmp_path):
     drop_time = lambda log: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in log]  # noqa: E731
     assert drop_time(_log(straight)) == drop_time(_log(resumed))
     assert card["training"]["epochs"] == 2 and card["training"]["images_seen"] == 2 * 512
+
+
+def test_timelapse_records_theta_from_the_identity(mnist_dir, tmp_path):
+    out, _ = _run(tmp_path, mnist_dir, "lapse", "--epochs", "2", "--timelapse-every", "2")
+    with np.load(out / "timelapse.npz") as lapse:
+        steps, theta, warped = lapse["steps"], lapse["theta"], lapse["warped"]
+        assert lapse["canvases"].shape == (16, 28, 28) and lapse["labels"].shape == (16,)
+    assert steps.tolist() == [0, 2, 4, 6, 8]  # 4 steps of 128 per epoch
+    assert theta.shape == (5, 16, 6) and warped.shape == (5, 16, 28, 28) and warped.dtype == np.uint8
+    assert np.allclose(theta[0], [1, 0, 0, 0, 1, 0], atol=1e-6)
+    assert not np.allclose(theta[-1], theta[0], atol=1e-4)
 
 
 def test_resume_refuses_a_differently_defined_run(mnist_dir, tmp_path):
