@@ -1,8 +1,8 @@
 """The inference service behind the app: owns the shipped models and runs user inputs
 through distortion -> ST-CNN and CNN, one at a time or as a batch.
 
-* Models load once, at start-up, from ``pretrained/`` (each ``NAME.safetensors`` with its
-  card ``NAME.json``); a file whose SHA-256 does not match its card is refused and logged.
+* Models load once, at start-up, from ``pretrained/`` or ``$STN_MODEL_DIR`` (each
+  ``NAME.safetensors`` with its card ``NAME.json``); a file whose SHA-256 does not match its card is refused and logged.
 * The device is ``$STN_DEVICE`` if set, else ``cuda`` when available, else ``cpu``; models
   move there once, and every forward pass runs under ``torch.inference_mode()``.
 * The app's controls (:class:`Controls`) are turned into the library's own
@@ -29,7 +29,7 @@ from .mnist import load_sample
 __all__ = ["CONTROL_RANGES", "Controls", "InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
 
 log = logging.getLogger(__name__)
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED_DIR = Path(os.environ.get("STN_MODEL_DIR") or Path(__file__).resolve().parent.parent / "pretrained")
 
 # Documented range of every control; values outside are clamped, non-numbers refused.
 CONTROL_RANGES = {

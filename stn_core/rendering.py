@@ -49,7 +49,10 @@ def grid_lines(transform: Transform, theta: torch.Tensor, lines: int = 7, sample
 
 
 def _to_pixels(points: np.ndarray, size: int) -> list[tuple[float, float]]:
-    return [(float(x), float(y)) for x, y in (points + 1.0) * (size / 2.0)]
+    # Clipped to the picture, so an outline on the canvas edge stays visible.
+    pixels = np.clip((points + 1.0) * (size / 2.0), -size, 2 * size)
+    pixels = np.where(np.abs(pixels - size) < 1.0, size - 1.0, pixels)
+    return [(float(x), float(y)) for x, y in pixels]
 
 
 def draw_sampling_grid(

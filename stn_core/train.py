@@ -127,8 +127,8 @@ class Timelapse:
     "watch it learn" view. Recording runs the model in eval mode and draws no random
     numbers, so it does not change training."""
 
-    def __init__(self, path: Path, canvases: torch.Tensor, labels: torch.Tensor, every: int, resume: bool):
-        self.path, self.canvases, self.labels, self.every = path, canvases, labels, every
+    def __init__(self, path: Path, canvases: torch.Tensor, labels: torch.Tensor, every: int, batch_size: int, resume: bool):
+        self.path, self.canvases, self.labels, self.every, self.batch_size = path, canvases, labels, every, batch_size
         self.steps, self.thetas, self.warped = [], [], []
         if resume and path.exists():
             with np.load(path) as saved:
@@ -156,6 +156,7 @@ class Timelapse:
             warped=np.stack(self.warped),
             canvases=(self.canvases[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy(),
             labels=self.labels.numpy(),
+            batch_size=np.array(self.batch_size),
         )
         os.replace(partial, self.path)
 
@@ -228,7 +229,7 @@ def train(args: argparse.Namespace) -> dict:
     trained = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     timelapse = None
     if args.timelapse_every and args.transform and rank == 0:
-        timelapse = Timelapse(out / "timelapse.npz", test_images[:16].to(device), test_labels[:16], args.timelapse_every, args.resume)
+        timelapse = Timelapse(out / "timelapse.npz", test_images[:16].to(device), test_labels[:16], args.timelapse_every, args.batch_size, args.resume)
         timelapse.record(model, start_epoch * steps_per_epoch)
     card = {}
     last_epoch = args.epochs if args.stop_after is None else min(args.epochs, start_epoch + args.stop_after)

@@ -28,3 +28,39 @@ def test_digits(mnist_dir):
 
     images, labels = load_mnist("test", mnist_dir, download=False)
     return as_float_images(images), labels
+
+
+# Untrained but complete models, one per kind the app serves: enough to exercise every
+# handler without depending on the shipped weights (tests of those live in test_pretrained).
+APP_MODELS = [
+    ("rts-st-cnn-affine", "RTS", {"model": "st-cnn", "transform": "affine", "canvas_size": 42, "batch_norm": True}),
+    ("rts-cnn", "RTS", {"model": "cnn", "canvas_size": 42, "batch_norm": True}),
+    ("tc-st-cnn-attention", "TC", {"model": "st-cnn", "transform": "attention", "canvas_size": 60, "output_size": 30}),
+    ("tc-cnn", "TC", {"model": "cnn", "canvas_size": 60}),
+    ("e-st-cnn-tps", "E", {"model": "st-cnn", "transform": "tps", "canvas_size": 28}),
+    ("p-st-cnn-projective", "P", {"model": "st-cnn", "transform": "projective", "canvas_size": 28}),
+]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A folder of untrained models with their cards, as ``pretrained/`` is laid out."""
+    import torch
+
+    from stn_core.checkpoints import save_model
+    from stn_core.models import build_model
+
+    folder = tmp_path_factory.mktemp("models")
+    for seed, (name, regime, architecture) in enumerate(APP_MODELS):
+        torch.manual_seed(seed)
+        model = build_model(architecture)
+        save_model(model, folder / f"{name}.safetensors", {"name": name, "regime": regime, "canvas_size": architecture["canvas_size"]})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def lab(model_dir):
+    from stn_core.inference import InferenceService
+    from stn_core.lab import Lab
+
+    return Lab(InferenceService(model_dir, device="cpu"))

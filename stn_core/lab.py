@@ -1,0 +1,359 @@
+"""The app's handlers as plain functions: what each panel of STN Lab shows for a given
+input. ``app.py`` only lays out components and wires events to these, so everything here
+is testable without a browser or a server.
+
+Every handler takes plain values (numpy digits, floats, strings) and returns plain values
+(PIL pictures, Markdown, ``{class: probability}`` dicts). Bad input raises
+:class:`LabError`, whose message is meant for the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .geometry import Affine, Attention, affine_theta, decompose_affine, sample
+from .inference import CONTROL_RANGES, Controls, InferenceService
+from .preprocess import ImageInputError, prepare_digit
+from .rendering import draw_sampling_grid, theta_markdown, to_picture
+
+__all__ = ["DISPLAY_SIZE", "LabError", "Lab", "Frame"]
+
+DISPLAY_SIZE = 336
+TIMELAPSE_FILE = Path(__file__).resolve().parent.parent / "assets" / "timelapse_rts_affine.npz"
+
+
+THETA_DEFAULTS = {"rotation": 0.0, "scale_x": 1.0, "scale_y": 1.0, "shear": 0.0, "shift_x": 0.0, "shift_y": 0.0}
+
+
+class LabError(ValueError):
+    """Bad input for a handler; the message is meant for the user."""
+
+
+@dataclass
+class Frame:
+    """Everything the main view shows for one input."""
+
+    canvas: np.ndarray  # (S, S): the distorted input U
+    grid_picture: Image.Image  # U with T_theta(G) drawn over it
+    warped_picture: Image.Image  # V, what the classifier sees
+    theta_text: str  # Markdown
+    st_probs: dict[str, float]  # for gr.Label
+    cnn_probs: dict[str, float] | None
+    theta: list[float]
+    st_label: int
+    cnn_label: int | None
+
+
+def _probs(values: np.ndarray | None) -> dict[str, float] | None:
+    return None if values is None else {str(digit): float(p) for digit, p in enumerate(values)}
+
+
+class Lab:
+    """Handlers of STN Lab over one :class:`~stn_core.inference.InferenceService`."""
+
+    def __init__(self, service: InferenceService | None = None):
+        self.service = service or InferenceService()
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def digit_from_image(self, image) -> np.ndarray:
+        """A drawn or uploaded image (array, path, bytes or PIL) -> normalised ``(28, 28)`` digit."""
+        if image is None:
+            raise LabError("no image: draw a digit, upload one or pick a sample")
+        if isinstance(image, dict):  # a sketchpad's value: the composite of its layers
+            image = image.get("composite")
+            if image is None:
+                raise LabError("no digit found: the sketch is empty")
+        try:
+            return prepare_digit(image)
+        except ImageInputError as error:
+            raise LabError(str(error)) from None
+
+    def sample_digit(self, index: int) -> tuple[np.ndarray, int]:
+        """Digit ``index`` of the shipped MNIST sample, with its label."""
+        count = self.service.sample_images.shape[0]
+        if isinstance(index, bool) or not isinstance(index, (int, float)) or not 0 <= index < count or int(index) != index:
+            raise LabError(f"sample index must be a whole number from 0 to {count - 1}, got {index!r}")
+        index = int(index)
+        return self.service.sample_images[index, 0].numpy(), int(self.service.sample_labels[index])
+
+    def digit_picture(self, digit: np.ndarray, size: int = 112) -> Image.Image:
+        return to_picture(np.asarray(digit), size)
+
+    # -- the main view --------------------------------------------------------------------
+
+    @staticmethod
+    def controls(rotation=0.0, scale=1.0, shift_x=0.0, shift_y=0.0, shear=0.0, perspective=0.0, elastic=0.0, clutter=False, seed=0) -> Controls:
+        """Slider values as checked :class:`Controls` (clamped to their ranges).
+
+        Raises:
+            LabError: naming the control and its range, for a missing or non-numeric value.
+        """
+        values = dict(rotation=rotation, scale=scale, shift_x=shift_x, shift_y=shift_y, shear=shear, perspective=perspective, elastic=elastic, seed=seed)
+        for name, value in values.items():
+            low, high = CONTROL_RANGES[name]
+            try:
+                values[name] = float(value)
+            except (TypeError, ValueError):
+                raise LabError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
+        if not np.isfinite(values["seed"]):
+            raise LabError(f"seed must be a whole number in [0, {CONTROL_RANGES['seed'][1]}], got {seed!r}")
+        values["seed"] = int(min(max(values["seed"], 0), CONTROL_RANGES["seed"][1]))
+        try:
+            return Controls(**values, clutter=bool(clutter)).checked()
+        except ValueError as error:
+            raise LabError(str(error)) from None
+
+    def model_key(self, key: str | None) -> str:
+        key = key or self.service.default_key()
+        if key not in self.service.choices:
+            available = ", ".join(self.service.choices) or "none"
+            raise LabError(f"unknown model {key!r}; available: {available}")
+        return key
+
+    def frame(self, digit: np.ndarray | None, controls: Controls, key: str | None = None) -> Frame:
+        """Distort ``digit`` by ``controls`` and run it through model ``key`` (default: RTS affine)."""
+        if digit is None:
+            raise LabError("no digit yet: draw one, upload one or pick a sample")
+        key = self.model_key(key)
+        try:
+            controls = controls.checked()
+        except ValueError as error:
+            raise LabError(str(error)) from None
+        result = self.service.predict(digit, controls, key)
+        transform = self.service.choice(key).st.spatial_transformer.transform
+        return Frame(
+            canvas=result.canvas,
+            grid_picture=draw_sampling_grid(result.canvas, transform, result.theta, DISPLAY_SIZE),
+            warped_picture=to_picture(result.warped, DISPLAY_SIZE),
+            theta_text=theta_markdown(transform, result.theta),
+            st_probs=_probs(result.st_probs),
+            cnn_probs=_probs(result.cnn_probs),
+            theta=[round(float(v), 6) for v in result.theta],
+            st_label=int(result.st_probs.argmax()),
+            cnn_label=None if result.cnn_probs is None else int(result.cnn_probs.argmax()),
+        )
+
+    def how_it_works(self, digit: np.ndarray | None, controls: Controls, key: str | None) -> tuple:
+        """The four stages for this input: text, U, the grid over U, V and the class probabilities."""
+        frame = self.frame(digit, controls, key)
+        text = (
+            "1. The input **U** (the distorted canvas).  2. The **localisation net** reads U and regresses **θ** "
+            f"({len(frame.theta)} numbers).  3. The **grid generator** maps every output pixel through T<sub>θ</sub> "
+            "to the input location it samples: the grid drawn on U.  4. The **sampler** reads U bilinearly at those "
+            "points, giving the output **V**.  5. The **classifier** sees only V.\n\n" + frame.theta_text
+        )
+        return text, to_picture(frame.canvas, DISPLAY_SIZE), frame.grid_picture, frame.warped_picture, frame.st_probs
+
+    def random_controls(self, regime: str, seed: int) -> Controls:
+        """A random distortion of ``regime`` as slider values (the regime's own draw)."""
+        if regime not in ("R", "RTS", "P", "E", "TC"):
+            raise LabError(f"unknown regime {regime!r}")
+        return Controls.from_regime(regime, int(seed))
+
+    def model_for_regime(self, regime: str, transform: str = "affine") -> str | None:
+        """The shipped ST-CNN for ``regime``, preferring ``transform``."""
+        matches = [c for c in self.service.choices.values() if c.regime == regime]
+        for choice in matches:
+            if choice.transform == transform:
+                return choice.key
+        return matches[0].key if matches else None
+
+    # -- set theta yourself ---------------------------------------------------------------
+
+    def manual_warp(self, digit: np.ndarray | None, controls: Controls, key: str | None, theta_parts: dict) -> tuple[Image.Image, Image.Image, str]:
+        """Grid generator and sampler alone: the distorted input warped by a hand-set affine theta.
+
+        ``theta_parts`` holds ``rotation``, ``scale_x``, ``scale_y``, ``shear``, ``shift_x``, ``shift_y``.
+        """
+        if digit is None:
+            raise LabError("no digit yet: draw one, upload one or pick a sample")
+        key = self.model_key(key)
+        parts = {name: float(theta_parts.get(name, default)) for name, default in THETA_DEFAULTS.items()}
+        if not all(np.isfinite(list(parts.values()))):
+            raise LabError("theta parts must be finite numbers")
+        choice = self.service.choice(key)
+        canvas = self.service.distort(torch.as_tensor(np.asarray(digit, np.float32)).reshape(1, 1, 28, 28), [controls.checked()], choice.canvas_size)
+        theta = affine_theta(**parts).reshape(1, 6).double()
+        grid = Affine().grid(theta, choice.st.spatial_transformer.output_size)
+        warped = sample(canvas.double().cpu(), grid)[0, 0].numpy()
+        canvas_np = canvas[0, 0].cpu().numpy()
+        return (
+            draw_sampling_grid(canvas_np, Affine(), theta[0], DISPLAY_SIZE),
+            to_picture(warped, DISPLAY_SIZE),
+            theta_markdown(Affine(), theta[0]),
+        )
+
+    def predicted_theta_parts(self, digit: np.ndarray | None, controls: Controls, key: str | None) -> dict:
+        """The localisation net's theta for this input, as affine parts (for the sliders)."""
+        frame_theta = torch.tensor(self.frame(digit, controls, key).theta, dtype=torch.float64)
+        transform = self.service.choice(self.model_key(key)).transform
+        if transform == "attention":
+            frame_theta = Attention.to_affine(frame_theta.reshape(1, 3))[0]
+        elif transform != "affine":
+            raise LabError("only affine and attention thetas can be copied into the affine sliders")
+        parts = decompose_affine(frame_theta.reshape(2, 3))
+        return {name: round(float(value), 4) for name, value in parts._asdict().items()}
+
+
+
+    # -- invariance sweep -----------------------------------------------------------------
+
+    def true_class(self, digit: np.ndarray, label: int | None, key: str | None) -> int:
+        """The sample's label, else what the ST-CNN reads on the undistorted digit."""
+        if label is not None:
+            return int(label)
+        return self.frame(digit, Controls(), key).st_label
+
+    def sweep_figure(self, digit: np.ndarray | None, label: int | None, controls: Controls, key: str | None):
+        """Matplotlib figure: probability of the true class against rotation and against
+        scale (the other controls as set), ST-CNN versus CNN; one batched pass each."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if digit is None:
+            raise LabError("no digit yet: draw one, upload one or pick a sample")
+        key = self.model_key(key)
+        controls = controls.checked()
+        target = self.true_class(digit, label, key)
+        low, high = CONTROL_RANGES["scale"]
+        sweeps = [
+            ("rotation", np.linspace(-180, 180, 73), "rotation (°)"),
+            ("scale", np.linspace(max(low, 0.4), min(high, 1.6), 49), "scale"),
+        ]
+        figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+        for axis, (name, values, title) in zip(axes, sweeps):
+            curve = self.service.sweep(digit, target, key, controls, name, values)
+            axis.plot(curve["values"], curve["st"], color="#1f77b4", linewidth=2.5, label="ST-CNN")
+            if curve["cnn"] is not None:
+                axis.plot(curve["values"], curve["cnn"], color="#d62728", linewidth=2, linestyle="--", label="CNN")
+            axis.axvline(getattr(controls, name), color="gray", linewidth=1)
+            axis.set_xlabel(title)
+            axis.set_ylabel(f"P(class {target})")
+            axis.set_ylim(-0.02, 1.02)
+            axis.grid(alpha=0.3)
+        axes[0].legend(loc="lower center")
+        figure.suptitle(f"How sure each model is of the true class {target} as the digit turns and grows ({key})")
+        plt.close(figure)
+        return figure
+
+    # -- batch view -----------------------------------------------------------------------
+
+    def batch_view(self, regime: str, key: str | None, seed: int) -> tuple[Image.Image, str]:
+        """16 sample digits distorted by ``regime`` above their rectified versions, and a
+        Markdown line of both models' predictions (the paper's figure 1, live)."""
+        key = self.model_for_regime(regime) if key is None else self.model_key(key)
+        if key is None:
+            raise LabError(f"no model trained on regime {regime} is shipped")
+        try:
+            results, labels = self.service.batch(regime, key, int(seed))
+        except ValueError as error:
+            raise LabError(str(error)) from None
+        tile = 84
+        sheet = Image.new("RGB", (tile * 8, tile * 4), (40, 40, 40))
+        for i, result in enumerate(results):
+            row, col = 2 * (i // 8), i % 8
+            sheet.paste(to_picture(result.canvas, tile - 4), (col * tile + 2, row * tile + 2))
+            sheet.paste(to_picture(result.warped, tile - 4), (col * tile + 2, (row + 1) * tile + 2))
+        st_right = sum(int(r.st_probs.argmax()) == y for r, y in zip(results, labels))
+        cells = []
+        for result, truth in zip(results, labels):
+            st = int(result.st_probs.argmax())
+            cnn = None if result.cnn_probs is None else int(result.cnn_probs.argmax())
+            cells.append(f"{truth}: ST {st}{'' if st == truth else ' ✗'}" + ("" if cnn is None else f", CNN {cnn}{'' if cnn == truth else ' ✗'}"))
+        cnn_line = ""
+        if results[0].cnn_probs is not None:
+            cnn_right = sum(int(r.cnn_probs.argmax()) == y for r, y in zip(results, labels))
+            cnn_line = f", CNN {cnn_right}/16"
+        text = f"**{regime}**, model {key}: ST-CNN {st_right}/16 right{cnn_line}. Rows 1 and 3: distorted inputs U; rows 2 and 4: rectified outputs V.\n\n" + " · ".join(cells)
+        return sheet, text
+
+    # -- watch it learn -------------------------------------------------------------------
+
+    def timelapse_steps(self) -> list[int]:
+        """Training steps recorded in the shipped time-lapse (empty if none ships)."""
+        if not TIMELAPSE_FILE.exists():
+            return []
+        with np.load(TIMELAPSE_FILE) as lapse:
+            return lapse["steps"].tolist()
+
+    def timelapse_frame(self, position: int) -> tuple[Image.Image, str]:
+        """The 16 fixed test digits as the RTS affine ST-CNN rectified them at recorded
+        frame ``position`` (0 = the identity, before training)."""
+        if not TIMELAPSE_FILE.exists():
+            raise LabError("no training time-lapse is shipped in assets/")
+        with np.load(TIMELAPSE_FILE) as lapse:
+            steps = lapse["steps"]
+            position = int(min(max(int(position), 0), len(steps) - 1))
+            warped, canvases, theta = lapse["warped"][position], lapse["canvases"], lapse["theta"][position]
+            batch_size = int(lapse["batch_size"])
+        tile = 84
+        sheet = Image.new("RGB", (tile * 8, tile * 4), (40, 40, 40))
+        for i in range(16):
+            row, col = 2 * (i // 8), i % 8
+            sheet.paste(to_picture(canvases[i] / 255.0, tile - 4), (col * tile + 2, row * tile + 2))
+            sheet.paste(to_picture(warped[i] / 255.0, tile - 4), (col * tile + 2, (row + 1) * tile + 2))
+        rotation = np.abs(decompose_affine(torch.as_tensor(theta, dtype=torch.float64).reshape(-1, 2, 3)).rotation.numpy())
+        text = (
+            f"step **{int(steps[position]):,}** ({int(steps[position]) * batch_size:,} training images seen); "
+            f"mean |rotation| of θ over the 16 digits: {rotation.mean():.1f}°"
+        )
+        return sheet, text
+
+    # -- links that restore a view --------------------------------------------------------
+
+    def state_from_query(self, params: dict) -> dict:
+        """Read a view back from URL query parameters; anything unreadable keeps its default.
+
+        Returns:
+            ``{"controls": Controls, "sample": int | None, "model": str, "tab": str | None}``.
+        """
+        values = {}
+        for short, name in QUERY_KEYS.items():
+            try:
+                value = float(params[short])
+            except (KeyError, TypeError, ValueError):
+                continue
+            values[name] = int(value) if name == "seed" else value
+        values["clutter"] = str(params.get("clutter", "0")).lower() in ("1", "true", "yes", "on")
+        try:
+            controls = Controls(**values).checked()
+        except ValueError:
+            controls = Controls()
+        try:
+            sample = int(params["sample"])
+            self.sample_digit(sample)
+        except (KeyError, TypeError, ValueError):
+            sample = None
+        model = params.get("model")
+        model = model if model in self.service.choices else self.service.default_key()
+        tab = params.get("tab") if params.get("tab") in TABS else None
+        return {"controls": controls, "sample": sample, "model": model, "tab": tab}
+
+    def query_string(self, controls: Controls, sample: int | None, model: str | None, tab: str | None) -> str:
+        """``?...`` that :meth:`state_from_query` turns back into this view."""
+        controls = controls.checked()
+        params = {short: round(getattr(controls, name), 4) for short, name in QUERY_KEYS.items()}
+        params["clutter"] = int(controls.clutter)
+        if sample is not None:
+            params["sample"] = int(sample)
+        if model:
+            params["model"] = model
+        if tab in TABS:
+            params["tab"] = tab
+        return "?" + urlencode(params)
+
+
+QUERY_KEYS = {
+    "rot": "rotation", "scale": "scale", "sx": "shift_x", "sy": "shift_y", "shear": "shear",
+    "persp": "perspective", "elastic": "elastic", "seed": "seed",
+}
+TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter")

@@ -1,0 +1,82 @@
+"""The app module and its public API, through a real server on a free local port."""
+
+import importlib
+import socket
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def test_importing_app_builds_and_loads_nothing():
+    sys.modules.pop("app", None)
+    before = set(sys.modules)
+    app = importlib.import_module("app")
+    assert callable(app.build_app) and callable(app.main)
+    assert "stn_core.checkpoints" not in set(sys.modules) - before or not any(
+        isinstance(v, object) and type(v).__name__ == "Blocks" for v in vars(app).values()
+    )
+    assert not any(type(v).__name__ in ("Blocks", "InferenceService", "Lab") for v in vars(app).values())
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(lab):
+    import app
+
+    demo = app.build_app(lab)
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    from gradio_client import Client
+
+    return Client(served, verbose=False)
+
+
+def _digit_file(lab, index, tmp_path):
+    digit, label = lab.sample_digit(index)
+    path = tmp_path / f"digit{index}.png"
+    Image.fromarray((digit * 255).astype(np.uint8)).save(path)
+    return path, label
+
+
+def test_predict_endpoint_returns_theta_probabilities_and_the_warped_image(client, lab, tmp_path):
+    from gradio_client import handle_file
+
+    path, _ = _digit_file(lab, 0, tmp_path)
+    result, warped = client.predict(handle_file(str(path)), 30, 0.9, 0.1, 0, "", api_name="/predict")
+    assert result["model"] == "RTS · ST-CNN Aff"
+    assert len(result["theta"]) == 6 and len(result["st_probs"]) == 10 and len(result["cnn_probs"]) == 10
+    assert result["st_label"] == int(np.argmax(result["st_probs"])) and abs(sum(result["cnn_probs"]) - 1) < 1e-4
+    assert Image.open(warped).size == (336, 336)
+    expected = lab.frame(lab.digit_from_image(str(path)), lab.controls(rotation=30, scale=0.9, shift_x=0.1), None)
+    assert np.allclose(result["st_probs"], [expected.st_probs[str(d)] for d in range(10)], atol=1e-5)
+
+
+def test_predict_names_bad_arguments(client, lab, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path, _ = _digit_file(lab, 1, tmp_path)
+    with pytest.raises(AppError, match="unknown model 'resnet'"):
+        client.predict(handle_file(str(path)), 0, 1, 0, 0, "resnet", api_name="/predict")
+    with pytest.raises(AppError, match="rotation must be a finite number"):
+        client.predict(handle_file(str(path)), "inf", 1, 0, 0, "", api_name="/predict")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(AppError, match="could not read this file as an image"):
+        client.predict(handle_file(str(text)), 0, 1, 0, 0, "", api_name="/predict")
+    # The app still answers afterwards.
+    result, _ = client.predict(handle_file(str(path)), 0, 1, 0, 0, "TC · ST-CNN Att", api_name="/predict")
+    assert len(result["theta"]) == 3

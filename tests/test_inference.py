@@ -1,0 +1,90 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stn_core.distortions import Distortion, distort
+from stn_core.inference import CONTROL_RANGES, Controls, InferenceService
+
+
+def test_service_pairs_each_st_model_with_its_regimes_cnn(lab):
+    choices = lab.service.choices
+    assert set(choices) == {"RTS · ST-CNN Aff", "TC · ST-CNN Att", "E · ST-CNN TPS", "P · ST-CNN Proj"}
+    assert choices["RTS · ST-CNN Aff"].cnn is not None and choices["E · ST-CNN TPS"].cnn is None
+    assert lab.service.default_key() == "RTS · ST-CNN Aff"
+    assert all(not c.st.training for c in choices.values())
+
+
+def test_controls_are_clamped_and_non_numbers_refused():
+    assert Controls(rotation=500.0, scale=0.01).checked().rotation == 180.0
+    assert Controls(scale=0.01).checked().scale == CONTROL_RANGES["scale"][0]
+    for bad in (math.nan, math.inf, "12", None, True):
+        with pytest.raises(ValueError, match=r"rotation must be a finite number in \[-180.0, 180.0\]"):
+            Controls(rotation=bad).checked()
+
+
+def test_controls_drive_the_library_distortion(lab):
+    digit = lab.service.sample_images[:1]
+    controls = Controls(rotation=30.0, scale=0.8, shift_x=0.1, shear=0.2)
+    canvas = lab.service.distort(digit, [controls], 42)
+    direct = distort(digit, Distortion.create(42, rotation=30.0, scale=0.8, shift_x=0.1, shear=0.2))
+    assert torch.allclose(canvas, direct)
+
+
+def test_regime_controls_reproduce_the_regimes_draws(lab):
+    for regime in ("R", "RTS", "TC"):
+        controls = Controls.from_regime(regime, seed=5)
+        assert controls.checked() == controls  # inside the slider ranges
+    p = Controls.from_regime("P", 5)
+    assert p.scale == 0.75 and p.perspective == pytest.approx(4 / 3)
+    assert Controls.from_regime("E", 5).elastic == 1.0
+    assert Controls.from_regime("TC", 5).clutter
+
+
+def test_perspective_elastic_and_clutter_change_the_canvas(lab):
+    digit = lab.service.sample_images[:1]
+    plain = lab.service.distort(digit, [Controls()], 60)
+    for change in ({"perspective": 1.0}, {"elastic": 1.5}, {"clutter": True}):
+        changed = lab.service.distort(digit, [Controls(**change)], 60)
+        assert not torch.allclose(plain, changed), change
+    again = lab.service.distort(digit, [Controls(clutter=True, seed=9)], 60)
+    assert torch.equal(again, lab.service.distort(digit, [Controls(clutter=True, seed=9)], 60))
+
+
+def test_batched_sweep_matches_one_by_one(lab):
+    digit = lab.service.sample_images[3, 0].numpy()
+    key = "RTS · ST-CNN Aff"
+    curve = lab.service.sweep(digit, 1, key, Controls(scale=0.9), "rotation", [-90.0, 0.0, 45.0])
+    for value, st in zip(curve["values"], curve["st"]):
+        single = lab.service.predict(digit, Controls(scale=0.9, rotation=value), key)
+        assert single.st_probs[1] == pytest.approx(st, abs=1e-5)
+
+
+def test_batch_view_runs_the_regime(lab):
+    results, labels = lab.service.batch("RTS", "RTS · ST-CNN Aff", seed=1)
+    assert len(results) == 16 and len(labels) == 16
+    assert results[0].canvas.shape == (42, 42) and results[0].st_probs.shape == (10,)
+    with pytest.raises(ValueError, match="canvas"):
+        lab.service.batch("R", "RTS · ST-CNN Aff", seed=1)
+
+
+def test_tampered_model_is_not_served(model_dir, tmp_path, caplog):
+    import shutil
+
+    for path in model_dir.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    weights = tmp_path / "rts-cnn.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with caplog.at_level("ERROR"):
+        service = InferenceService(tmp_path, device="cpu")
+    assert "not serving rts-cnn.safetensors" in caplog.text and "SHA-256" in caplog.text
+    assert service.choices["RTS · ST-CNN Aff"].cnn is None
+
+
+def test_device_comes_from_the_environment(model_dir, monkeypatch):
+    monkeypatch.setenv("STN_DEVICE", "cpu")
+    assert InferenceService(model_dir).device == torch.device("cpu")
+    assert np.isfinite(InferenceService(model_dir).predict(np.zeros((28, 28), np.float32), Controls(), "E · ST-CNN TPS").st_probs).all()

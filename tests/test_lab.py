@@ -1,0 +1,120 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from stn_core.inference import Controls
+from stn_core.lab import DISPLAY_SIZE, LabError, TABS
+
+
+def _drawn_seven() -> bytes:
+    image = Image.new("RGB", (200, 200), "white")
+    draw = ImageDraw.Draw(image)
+    draw.line([(40, 40), (160, 40), (90, 170)], fill="black", width=14)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_frame_holds_every_panel(lab):
+    digit, _ = lab.sample_digit(0)
+    frame = lab.frame(digit, Controls(rotation=45.0), None)
+    assert frame.grid_picture.size == (DISPLAY_SIZE, DISPLAY_SIZE) and frame.warped_picture.size == (DISPLAY_SIZE, DISPLAY_SIZE)
+    assert frame.canvas.shape == (42, 42)
+    assert "θ (affine)" in frame.theta_text
+    assert set(frame.st_probs) == {str(d) for d in range(10)} and sum(frame.st_probs.values()) == pytest.approx(1, abs=1e-5)
+    assert frame.cnn_probs is not None and frame.cnn_label == int(max(frame.cnn_probs, key=frame.cnn_probs.get))
+    assert len(frame.theta) == 6
+
+
+def test_drawn_and_uploaded_images_become_digits(lab):
+    digit = lab.digit_from_image(_drawn_seven())
+    assert digit.shape == (28, 28) and digit.max() == pytest.approx(1.0)
+    sketch = {"background": None, "layers": [], "composite": np.asarray(Image.open(io.BytesIO(_drawn_seven())).convert("RGBA"))}
+    assert np.allclose(lab.digit_from_image(sketch), digit, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [None, {"composite": None}, b"not an image", np.zeros((50, 50, 4), np.uint8)])
+def test_bad_images_get_a_message(lab, bad):
+    with pytest.raises(LabError) as error:
+        lab.digit_from_image(bad)
+    assert "/" not in str(error.value)  # no server paths
+
+
+def test_slider_values_are_checked(lab):
+    assert lab.controls(rotation="30", scale=5).scale == 2.0
+    with pytest.raises(LabError, match=r"rotation must be a number in \[-180.0, 180.0\]"):
+        lab.controls(rotation="left")
+    with pytest.raises(LabError, match="rotation must be a finite number"):
+        lab.controls(rotation=float("nan"))
+    with pytest.raises(LabError, match="seed"):
+        lab.controls(seed=float("inf"))
+
+
+def test_unknown_model_and_missing_digit(lab):
+    digit, _ = lab.sample_digit(1)
+    with pytest.raises(LabError, match="unknown model 'nope'"):
+        lab.frame(digit, Controls(), "nope")
+    with pytest.raises(LabError, match="no digit yet"):
+        lab.frame(None, Controls(), None)
+    for index in (-1, 1000, 2.5, "3", True):
+        with pytest.raises(LabError, match="sample index"):
+            lab.sample_digit(index)
+
+
+def test_every_model_kind_renders(lab):
+    digit, _ = lab.sample_digit(2)
+    for key in lab.service.choices:
+        frame = lab.frame(digit, Controls(rotation=20.0, elastic=1.0, perspective=0.5), key)
+        assert frame.grid_picture.size == (DISPLAY_SIZE, DISPLAY_SIZE)
+    assert lab.frame(digit, Controls(), "E · ST-CNN TPS").cnn_probs is None
+
+
+def test_regime_buttons_pick_their_model(lab):
+    assert lab.model_for_regime("TC") == "TC · ST-CNN Att"
+    assert lab.model_for_regime("R") is None
+    assert lab.random_controls("RTS", 3) == lab.random_controls("RTS", 3)
+    with pytest.raises(LabError):
+        lab.random_controls("Q", 1)
+
+
+def test_manual_theta_drives_grid_and_sampler_alone(lab):
+    digit, _ = lab.sample_digit(4)
+    grid, warped, text = lab.manual_warp(digit, Controls(), None, {"rotation": 90.0})
+    identity_grid, identity_warped, _ = lab.manual_warp(digit, Controls(), None, {})
+    assert "+90.0°" in text
+    assert np.asarray(warped).shape == (DISPLAY_SIZE, DISPLAY_SIZE, 3)
+    assert not np.array_equal(np.asarray(warped), np.asarray(identity_warped))
+    parts = lab.predicted_theta_parts(digit, Controls(), None)
+    assert parts == pytest.approx({"rotation": 0, "scale_x": 1, "scale_y": 1, "shear": 0, "shift_x": 0, "shift_y": 0}, abs=1e-3)
+
+
+def test_how_it_works_shows_four_stages(lab):
+    digit, _ = lab.sample_digit(5)
+    text, canvas, grid, warped, probs = lab.how_it_works(digit, Controls(rotation=10.0), None)
+    assert "localisation net" in text and "sampler" in text
+    assert canvas.size == grid.size == warped.size == (DISPLAY_SIZE, DISPLAY_SIZE)
+    assert len(probs) == 10
+
+
+def test_sweep_figure_and_batch_view(lab):
+    digit, label = lab.sample_digit(6)
+    figure = lab.sweep_figure(digit, label, Controls(), None)
+    assert len(figure.axes) == 2 and len(figure.axes[0].lines) == 3  # ST, CNN, current-value marker
+    sheet, text = lab.batch_view("RTS", None, seed=2)
+    assert sheet.size == (84 * 8, 84 * 4) and "/16" in text
+    with pytest.raises(LabError, match="no model trained on regime R"):
+        lab.batch_view("R", None, seed=2)
+
+
+def test_links_round_trip_and_survive_garbage(lab):
+    controls = Controls(rotation=33.0, scale=0.8, clutter=True, seed=7)
+    query = lab.query_string(controls, 12, "TC · ST-CNN Att", "sweep")
+    from urllib.parse import parse_qsl
+
+    state = lab.state_from_query(dict(parse_qsl(query[1:])))
+    assert state == {"controls": controls, "sample": 12, "model": "TC · ST-CNN Att", "tab": "sweep"}
+    junk = lab.state_from_query({"rot": "nan", "scale": "big", "sample": "9999", "model": "x", "tab": "<script>"})
+    assert junk == {"controls": Controls(), "sample": None, "model": lab.service.default_key(), "tab": None}
+    assert "sweep" in TABS
