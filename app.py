@@ -68,6 +68,7 @@ def build_app(lab: Lab) -> gr.Blocks:
         digit = gr.State(None)  # (28, 28) float array in [0, 1]
         label = gr.State(None)  # the true class when the digit is an MNIST sample
         sample_index = gr.State(None)
+        current_tab = gr.State(None)  # the teaching view on show, for shareable links
         gr.Markdown(INTRO)
 
         with gr.Row(equal_height=False):
@@ -118,14 +119,14 @@ def build_app(lab: Lab) -> gr.Blocks:
             preset_buttons = {name: gr.Button(name, size="sm", variant="secondary") for name in PRESETS}
 
         with gr.Tabs() as views:
-            with gr.Tab("How it works", id="how"):
+            with gr.Tab("How it works", id="how") as tab_how:
                 how_text = gr.Markdown()
                 with gr.Row():
                     how_input = gr.Image(label="1. input U", interactive=False, elem_classes="stn-pixels")
                     how_grid = gr.Image(label="2–3. localisation net → θ → grid Tθ(G)", interactive=False)
                     how_warped = gr.Image(label="4. sampler → V", interactive=False)
                     how_probs = gr.Label(label="5. classifier", num_top_classes=3)
-            with gr.Tab("Set θ yourself", id="theta"):
+            with gr.Tab("Set θ yourself", id="theta") as tab_theta:
                 gr.Markdown("Drive the **grid generator and sampler alone**: these sliders set an affine θ directly, with no localisation net.")
                 with gr.Row():
                     manual = {
@@ -141,23 +142,23 @@ def build_app(lab: Lab) -> gr.Blocks:
                     manual_grid = gr.Image(label="input with your grid", interactive=False)
                     manual_warped = gr.Image(label="your warped output", interactive=False)
                 manual_text = gr.Markdown()
-            with gr.Tab("Invariance sweep", id="sweep"):
+            with gr.Tab("Invariance sweep", id="sweep") as tab_sweep:
                 gr.Markdown("Probability of the true class as the digit turns (−180°…180°) and grows, for the ST-CNN and the plain CNN: one batched pass per curve. Redrawn when you release a slider.")
                 sweep_plot = gr.Plot()
-            with gr.Tab("Batch view", id="batch"):
+            with gr.Tab("Batch view", id="batch") as tab_batch:
                 with gr.Row():
                     batch_regime = gr.Radio(["R", "RTS", "P", "E", "TC"], value="RTS", label="regime")
                     batch_button = gr.Button("draw 16 random test digits", variant="primary")
                 batch_picture = gr.Image(label="distorted inputs and rectified outputs", interactive=False)
                 batch_text = gr.Markdown()
-            with gr.Tab("Watch it learn", id="learn"):
+            with gr.Tab("Watch it learn", id="learn") as tab_learn:
                 if steps:
                     learn_step = gr.Slider(0, len(steps) - 1, value=0, step=1, label="recorded training step (0 = identity, before training)")
                     learn_picture = gr.Image(label="16 fixed test digits (rows 1, 3) and the ST's rectified outputs (rows 2, 4)", interactive=False)
                     learn_text = gr.Markdown()
                 else:
                     gr.Markdown("No training time-lapse ships with this copy (`assets/timelapse_rts_affine.npz`).")
-            with gr.Tab("Cluttered", id="clutter"):
+            with gr.Tab("Cluttered", id="clutter") as tab_clutter:
                 gr.Markdown("The TC model reads a 60×60 canvas with clutter; watch its grid zoom onto the digit.")
                 clutter_button = gr.Button("show the current digit, cluttered, to the TC model", variant="primary")
                 with gr.Row():
@@ -287,6 +288,8 @@ def build_app(lab: Lab) -> gr.Blocks:
             return lab.batch_view(regime, None, random.randrange(2**31 - 1))
 
         batch_button.click(batch, batch_regime, [batch_picture, batch_text])
+        tab_how.select(**how_event)
+        tab_sweep.select(**sweep_event)
 
         if steps:
             learn_step.input(user_errors(lab.timelapse_frame), learn_step, [learn_picture, learn_text], show_progress="hidden", trigger_mode="always_last")
@@ -304,15 +307,17 @@ def build_app(lab: Lab) -> gr.Blocks:
 
         clutter_button.click(cluttered, digit, [clutter_grid, clutter_warped, clutter_probs])
 
+        for tab_id, tab in {"how": tab_how, "theta": tab_theta, "sweep": tab_sweep, "batch": tab_batch, "learn": tab_learn, "clutter": tab_clutter}.items():
+            tab.select(lambda tab_id=tab_id: tab_id, None, current_tab)
         large_text.change(None, large_text, large_text, js=TOGGLE_JS % "stn-large")
         high_contrast.change(None, high_contrast, high_contrast, js=TOGGLE_JS % "stn-contrast")
         dark.change(None, dark, dark, js=DARK_JS)
 
         @user_errors
-        def make_link(index, model_key, *control_values):
-            return lab.query_string(lab.controls(*control_values), index, model_key, None)
+        def make_link(index, model_key, tab, *control_values):
+            return lab.query_string(lab.controls(*control_values), index, model_key, tab)
 
-        link_button.click(make_link, [sample_index, model, *controls_inputs], link).then(None, link, link, js=LINK_JS)
+        link_button.click(make_link, [sample_index, model, current_tab, *controls_inputs], link).then(None, link, link, js=LINK_JS)
 
         def restore(request: gr.Request):
             state = lab.state_from_query(dict(request.query_params) if request else {})

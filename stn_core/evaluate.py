@@ -22,9 +22,12 @@ from torch import Tensor, nn
 
 from .checkpoints import load, write_card
 from .distortions import REGIMES, as_float_images, fixed_test_set
-from .mnist import load_mnist, mnist_dir
+from .mnist import load_mnist, load_sample, mnist_dir
 
-__all__ = ["PAPER_TABLE", "error_rate", "evaluate_checkpoints", "model_label", "results_table", "regime_test_set"]
+__all__ = [
+    "PAPER_TABLE", "error_rate", "evaluate_checkpoints", "model_label", "pretrained_readme", "regime_test_set",
+    "results_table", "sample_test_set",
+]
 
 # Table 1 of the paper: test error (%) on distorted MNIST, and on 60x60 cluttered MNIST.
 PAPER_TABLE = {
@@ -67,6 +70,12 @@ def regime_test_set(regime: str, data_dir=None) -> tuple[Tensor, Tensor]:
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; expected one of {', '.join(REGIMES)}")
     return _cached_test_set(regime, str(mnist_dir(data_dir).resolve()))
+
+
+def sample_test_set(regime: str) -> tuple[Tensor, Tensor]:
+    """The 1,000 shipped sample digits (``assets/``) distorted by ``regime``, fixed seed."""
+    images, labels, _ = load_sample()
+    return fixed_test_set(as_float_images(images), regime), labels
 
 
 def evaluate_checkpoints(paths, regimes=None, data_dir=None, device="cpu"):
@@ -114,6 +123,36 @@ def results_table(results: dict, cards: dict, show_paper: bool = False) -> str:
     return "\n".join(lines)
 
 
+def pretrained_readme(cards: dict) -> str:
+    """``pretrained/README.md``: the Table-1 layout from the cards (ours, paper in brackets)
+    and what each model cost to train."""
+    results = {path: card.get("test_error", {}) for path, card in cards.items()}
+    lines = [
+        "# Shipped models",
+        "",
+        "Test error (%) on our fixed, seeded distorted copies of all 10,000 MNIST test digits,",
+        "with the paper's Table 1 number in brackets. Generated from the model cards by",
+        "`python -m stn_core.evaluate pretrained/*.safetensors --update-cards --readme pretrained/README.md`;",
+        "do not edit by hand.",
+        "",
+        results_table(results, cards, show_paper=True),
+        "",
+        "| model | file | parameters | epochs | images seen | wall time | device | error on the 1,000 shipped digits |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path, card in sorted(cards.items(), key=lambda item: (item[1]["regime"], item[1].get("name", ""))):
+        training = card.get("training", {})
+        minutes = training.get("wall_time_s", 0) / 60
+        sample = ", ".join(f"{r} {e:.1f}" for r, e in card.get("sample_error", {}).items())
+        lines.append(
+            f"| {card.get('label', model_label(card['architecture']))} ({card['regime']}) | `{Path(path).name}` "
+            f"| {card.get('parameter_count', 0):,} | {training.get('epochs', '?')} | {training.get('images_seen', 0):,} "
+            f"| {minutes:.0f} min | {training.get('device', '?')} | {sample} |"
+        )
+    lines += ["", "Each model's command line is in its card (`training.command`)."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stn_core.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help=".safetensors files (their .json cards beside them)")
@@ -122,7 +161,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument("--paper", action="store_true", help="show the paper's number beside ours: 'ours (paper)'")
-    parser.add_argument("--update-cards", action="store_true", help="store the measured errors in each model card")
+    parser.add_argument("--update-cards", action="store_true", help="store the measured errors (and the error on the shipped sample) in each card")
+    parser.add_argument("--readme", type=Path, help="write the shipped-models README (Table-1 layout) from the cards here")
     args = parser.parse_args(argv)
 
     results, cards = evaluate_checkpoints(args.checkpoints, args.regimes, args.data_dir, args.device)
@@ -133,7 +173,12 @@ def main(argv=None) -> int:
         for path, errors in results.items():
             card = cards[path]
             card["test_error"] = {**card.get("test_error", {}), **{r: round(e, 4) for r, e in errors.items()}}
+            card["test_digits"] = 10000
+            model = load(path)
+            card["sample_error"] = {r: round(error_rate(model, *sample_test_set(r)), 4) for r in errors}
             write_card(path, card)
+    if args.readme:
+        args.readme.write_text(pretrained_readme(cards))
     return 0
 
 

@@ -65,3 +65,4 @@ def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
     assert "| CNN |" in printed and f"{results[str(path)]['R']:.2f}" in printed
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["test_error"]["P"] == pytest.approx(results[str(path)]["P"], abs=1e-4)
+    assert set(card["sample_error"]) == {"R", "P"} and 0 <= card["sample_error"]["R"] <= 100

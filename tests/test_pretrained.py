@@ -1,0 +1,62 @@
+"""The shipped models in pretrained/: loadable, honest cards, numbers that reproduce."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from stn_core import load
+from stn_core.distortions import REGIMES
+from stn_core.evaluate import error_rate, pretrained_readme, regime_test_set, sample_test_set
+from stn_core.models import build_model, count_parameters
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+SHIPPED = sorted(PRETRAINED.glob("*.safetensors"))
+IDS = [p.stem for p in SHIPPED]
+
+
+def test_the_apps_default_pair_ships_and_everything_fits_in_25_mb():
+    names = {p.stem for p in SHIPPED}
+    assert {"rts-st-cnn-affine", "rts-cnn"} <= names
+    assert sum(p.stat().st_size for p in SHIPPED) <= 25 * 1024 * 1024
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
+def test_loads_and_its_card_matches_its_tensors(weights):
+    model = load(weights)
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert not model.training
+    assert card["canvas_size"] == model.canvas_size == REGIMES[card["regime"]].canvas_size
+    assert card["parameter_count"] == count_parameters(model) == count_parameters(build_model(card["architecture"]))
+    assert card["test_digits"] == 10000 and card["regime"] in card["test_error"]
+    for key in ("epochs", "images_seen", "wall_time_s", "device", "command"):
+        assert key in card["training"], key
+    size = model.canvas_size
+    logits = model(torch.rand(3, 1, size, size))
+    assert logits.shape == (3, 10)
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
+def test_error_on_the_shipped_sample_matches_the_card(weights):
+    model = load(weights)
+    for regime, recorded in model.card["sample_error"].items():
+        measured = error_rate(model, *sample_test_set(regime))
+        assert abs(measured - recorded) <= 0.1 + 1e-9, (regime, measured, recorded)  # one digit in 1,000
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
+def test_full_test_set_reproduces_every_recorded_cell(weights, mnist_dir):
+    model = load(weights)
+    for regime, recorded in model.card["test_error"].items():
+        assert error_rate(model, *regime_test_set(regime, mnist_dir)) == pytest.approx(recorded, abs=1e-3), regime
+
+
+def test_readme_is_generated_from_the_cards():
+    cards = {str(p): json.loads(p.with_suffix(".json").read_text()) for p in SHIPPED}
+    assert (PRETRAINED / "README.md").read_text() == pretrained_readme(cards)
+
+
+def test_torch_hub_returns_a_shipped_model():
+    model = torch.hub.load(str(PRETRAINED.parent), "rts_st_cnn_affine", source="local", trust_repo=True)
+    assert model.card["name"] == "rts-st-cnn-affine" and not model.training
