@@ -52,6 +52,7 @@ __all__ = [
     "as_float_images",
     "distort",
     "distortion_grid",
+    "draw_clutter",
     "draw_distortion",
     "fixed_test_set",
 ]
@@ -291,15 +292,21 @@ def draw_distortion(regime: str, n: int, generator: torch.Generator, pool_size: 
         raise ValueError("regime TC needs pool_size: the number of digits clutter is cut from")
     half_room = (canvas - DIGIT_SIZE) // 2
     shift_px = torch.randint(-half_room, half_room + 1, (n, 2), generator=generator)
-    fragments, size = 6, 6
-    clutter = Clutter(
-        source_index=torch.randint(0, pool_size, (n, fragments), generator=generator),
-        crop_xy=torch.randint(4, DIGIT_SIZE - 4 - size + 1, (n, fragments, 2), generator=generator),
-        place_xy=torch.randint(0, canvas - size + 1, (n, fragments, 2), generator=generator),
-        size=size,
-    )
+    clutter = draw_clutter(n, canvas, pool_size, generator)
     shift = shift_px.float() / (canvas / 2)
     return Distortion.create(canvas, shift_x=shift[:, 0], shift_y=shift[:, 1], clutter=clutter)
+
+
+def draw_clutter(n: int, canvas_size: int, pool_size: int, generator: torch.Generator, fragments: int = 6, size: int = 6) -> Clutter:
+    """Random clutter: ``fragments`` pieces of ``size x size`` per image, cut from the central
+    20x20 of random pool digits (where their ink is), placed anywhere on the canvas."""
+    margin = (DIGIT_SIZE - 20) // 2
+    return Clutter(
+        source_index=torch.randint(0, pool_size, (n, fragments), generator=generator),
+        crop_xy=torch.randint(margin, DIGIT_SIZE - margin - size + 1, (n, fragments, 2), generator=generator),
+        place_xy=torch.randint(0, canvas_size - size + 1, (n, fragments, 2), generator=generator),
+        size=size,
+    )
 
 
 def fixed_test_set(images: Tensor, regime: str, seed: int = EVAL_SEED, batch_size: int = 2000) -> Tensor:

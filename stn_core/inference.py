@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, load
-from .distortions import ELASTIC_GRID, REGIMES, UNIT_CORNERS, Clutter, Distortion, distort, draw_distortion
+from .distortions import ELASTIC_GRID, REGIMES, UNIT_CORNERS, Clutter, Distortion, distort, draw_clutter, draw_distortion
 from .evaluate import model_label
 from .mnist import load_sample
 
@@ -44,7 +44,6 @@ CONTROL_RANGES = {
 }
 # Strength 1 of these controls is one draw of the matching regime (P, E).
 PERSPECTIVE_SIGMA, ELASTIC_SIGMA = 0.2, 0.1
-CLUTTER_FRAGMENTS = 6
 
 
 @dataclass(frozen=True)
@@ -105,15 +104,7 @@ class Controls:
         elastic_pattern = torch.randn((1, ELASTIC_GRID**2, 2), generator=generator).clamp(-3, 3)
         corners = UNIT_CORNERS + self.perspective * PERSPECTIVE_SIGMA * corner_pattern if self.perspective else None
         elastic = self.elastic * ELASTIC_SIGMA * elastic_pattern if self.elastic else None
-        clutter = None
-        if self.clutter:
-            size = 6
-            clutter = Clutter(
-                source_index=torch.randint(0, pool_size, (1, CLUTTER_FRAGMENTS), generator=generator),
-                crop_xy=torch.randint(4, 28 - 4 - size + 1, (1, CLUTTER_FRAGMENTS, 2), generator=generator),
-                place_xy=torch.randint(0, canvas_size - size + 1, (1, CLUTTER_FRAGMENTS, 2), generator=generator),
-                size=size,
-            )
+        clutter = draw_clutter(1, canvas_size, pool_size, generator) if self.clutter else None
         return Distortion.create(
             canvas_size,
             rotation=self.rotation,

@@ -214,6 +214,7 @@ class Lab:
     def sweep_figure(self, digit: np.ndarray | None, label: int | None, controls: Controls, key: str | None):
         """Matplotlib figure: probability of the true class against rotation and against
         scale (the other controls as set), ST-CNN versus CNN; one batched pass each."""
+        # matplotlib only here: this view redraws on slider release, never per frame.
         import matplotlib
 
         matplotlib.use("Agg")

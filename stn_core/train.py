@@ -306,7 +306,8 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def _card(args, model, epoch, images_seen, wall_time, test_error, device, world_size, test_digits) -> dict:
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} thread{'s' * (threads != 1)})"
     return {
         "name": args.name,
         "label": model_label(model.architecture),
