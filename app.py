@@ -84,7 +84,7 @@ def build_app(lab: Lab) -> gr.Blocks:
                     with gr.Tab("MNIST sample"):
                         gallery = gr.Gallery(
                             value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(40)],
-                            columns=8, height=250, allow_preview=False, label="first 40 shipped test digits",
+                            columns=5, height=250, allow_preview=False, label="first 40 shipped test digits",
                         )
                         with gr.Row():
                             pick = gr.Number(label="sample # (0–999)", value=0, precision=0, minimum=0, maximum=999)
@@ -93,8 +93,8 @@ def build_app(lab: Lab) -> gr.Blocks:
                 model = gr.Dropdown(choices, value=default_model, label="model (regime · architecture)")
             with gr.Column(scale=2):
                 with gr.Row():
-                    grid_view = gr.Image(label="input U with the sampling grid Tθ(G)", interactive=False, height=350)
-                    warped_view = gr.Image(label="warped output V — what the classifier sees", interactive=False, height=350)
+                    grid_view = gr.Image(label="input U with the sampling grid Tθ(G)", interactive=False, height=350, format="png")
+                    warped_view = gr.Image(label="warped output V — what the classifier sees", interactive=False, height=350, format="png")
                 with gr.Row():
                     st_view = gr.Label(label="ST-CNN", num_top_classes=5)
                     cnn_view = gr.Label(label="plain CNN (same regime)", num_top_classes=5)
@@ -186,23 +186,58 @@ def build_app(lab: Lab) -> gr.Blocks:
         controls_inputs = [rotation, scale, shift_x, shift_y, shear, perspective, elastic, clutter, seed]
         frame_outputs = [grid_view, warped_view, theta_view, st_view, cnn_view]
 
+        how_outputs = [how_text, how_input, how_grid, how_warped, how_probs]
+
         @user_errors
         def show(digit_value, model_key, *control_values):
+            """The main view: runs on every slider frame, so it renders nothing else."""
             if digit_value is None:
                 return [None, None, "Draw, upload or pick a digit to begin.", None, None]
             frame = lab.frame(digit_value, lab.controls(*control_values), model_key)
             return [frame.grid_picture, frame.warped_picture, frame.theta_text, frame.st_probs, frame.cnn_probs]
 
-        live = dict(fn=show, inputs=[digit, model, *controls_inputs], outputs=frame_outputs, show_progress="hidden", trigger_mode="always_last")
-        for control in controls_inputs:
-            control.input(**live)
-        model.input(**live)
+        @user_errors
+        def show_all(digit_value, model_key, *control_values):
+            """Main view and "How it works" from one forward pass (digit, model or slider set)."""
+            if digit_value is None:
+                return [None, None, "Draw, upload or pick a digit to begin.", None, None, "Pick a digit first.", None, None, None, None]
+            frame = lab.frame(digit_value, lab.controls(*control_values), model_key)
+            text, canvas = lab.stages(frame)
+            main = [frame.grid_picture, frame.warped_picture, frame.theta_text, frame.st_probs, frame.cnn_probs]
+            return [*main, text, canvas, frame.grid_picture, frame.warped_picture, frame.st_probs]
+
+        @user_errors
+        def sweep(digit_value, true_label, model_key, *control_values):
+            if digit_value is None:
+                return None
+            return lab.sweep_figure(digit_value, true_label, lab.controls(*control_values), model_key)
+
+        quiet = dict(show_progress="hidden", api_visibility="undocumented")
+        live = dict(fn=show, inputs=[digit, model, *controls_inputs], outputs=frame_outputs, trigger_mode="always_last", **quiet)
+        full = dict(fn=show_all, inputs=[digit, model, *controls_inputs], outputs=[*frame_outputs, *how_outputs], trigger_mode="always_last", **quiet)
+        sweep_event = dict(fn=sweep, inputs=[digit, label, model, *controls_inputs], outputs=sweep_plot, trigger_mode="always_last", api_visibility="undocumented")
+
+        def refresh(event):
+            """After anything but a slider frame: every view catches up."""
+            return event.then(**full).then(**sweep_event)
+
+        sliders = [rotation, scale, shift_x, shift_y, shear, perspective, elastic]
+        rotation.input(**{**live, "api_name": "frame", "api_visibility": "public"})
+        for slider in sliders:
+            if slider is not rotation:
+                slider.input(**live)
+            refresh(slider.release(**full))
+        for switch in (clutter, seed):
+            refresh(switch.input(**full))
+        refresh(model.input(lambda: None, None, None, **quiet))
 
         @user_errors
         def set_digit(new_digit, new_label=None, index=None):
             return new_digit, new_label, index, lab.digit_picture(new_digit)
 
         def from_sketch(value):
+            if value is None or value.get("composite") is None:  # cleared, or a stroke not yet composited
+                return [gr.skip()] * 4
             return set_digit(lab.digit_from_image(value))
 
         def from_upload(path):
@@ -222,11 +257,12 @@ def build_app(lab: Lab) -> gr.Blocks:
             return from_sample(random.randrange(lab.service.sample_images.shape[0]))
 
         digit_outputs = [digit, label, sample_index, digit_view]
-        sketch.input(user_errors(from_sketch), sketch, digit_outputs, show_progress="hidden", trigger_mode="always_last").then(**live)
-        upload.change(user_errors(from_upload), upload, digit_outputs).then(**live)
-        gallery.select(from_gallery, None, digit_outputs).then(**live)
-        pick.submit(from_sample, pick, digit_outputs).then(**live)
-        random_pick.click(from_random, None, digit_outputs).then(**live)
+        # .change, not .input: Gradio 6.31 sends the first stroke's .input without a composite.
+        refresh(sketch.change(user_errors(from_sketch), sketch, digit_outputs, trigger_mode="always_last", **quiet))
+        refresh(upload.change(user_errors(from_upload), upload, digit_outputs, **quiet))
+        refresh(gallery.select(from_gallery, None, digit_outputs, **quiet))
+        refresh(pick.submit(from_sample, pick, digit_outputs, **quiet))
+        refresh(random_pick.click(from_random, None, digit_outputs, **quiet))
 
         def to_sliders(controls: Controls):
             return [controls.rotation, controls.scale, controls.shift_x, controls.shift_y, controls.shear, controls.perspective, controls.elastic, controls.clutter, controls.seed]
@@ -237,8 +273,8 @@ def build_app(lab: Lab) -> gr.Blocks:
                 key = lab.model_for_regime(regime) or model_key
                 return [*to_sliders(lab.random_controls(regime, new_seed)), key]
 
-            button.click(user_errors(draw), model, [*controls_inputs, model]).then(**live)
-        reset.click(lambda: to_sliders(Controls()), None, controls_inputs).then(**live)
+            refresh(button.click(user_errors(draw), model, [*controls_inputs, model], **quiet))
+        refresh(reset.click(lambda: to_sliders(Controls()), None, controls_inputs, **quiet))
 
         for name, button in preset_buttons.items():
             def preset(name=name):
@@ -247,23 +283,14 @@ def build_app(lab: Lab) -> gr.Blocks:
                 key = lab.model_for_regime(regime) or default_model
                 return [*from_sample(index), *to_sliders(Controls(**values)), key]
 
-            button.click(user_errors(preset), None, [*digit_outputs, *controls_inputs, model]).then(**live)
-
-        @user_errors
-        def how_it_works(digit_value, model_key, *control_values):
-            if digit_value is None:
-                return ["Pick a digit first.", None, None, None, None]
-            return lab.how_it_works(digit_value, lab.controls(*control_values), model_key)
-
-        how_outputs = [how_text, how_input, how_grid, how_warped, how_probs]
-        how_event = dict(fn=how_it_works, inputs=[digit, model, *controls_inputs], outputs=how_outputs, show_progress="hidden")
+            refresh(button.click(user_errors(preset), None, [*digit_outputs, *controls_inputs, model], **quiet))
 
         @user_errors
         def manual_view(digit_value, model_key, *values):
             control_values, theta_values = values[:9], values[9:]
             return lab.manual_warp(digit_value, lab.controls(*control_values), model_key, dict(zip(THETA_DEFAULTS, theta_values)))
 
-        manual_event = dict(fn=manual_view, inputs=[digit, model, *controls_inputs, *manual.values()], outputs=[manual_grid, manual_warped, manual_text], show_progress="hidden", trigger_mode="always_last")
+        manual_event = dict(fn=manual_view, inputs=[digit, model, *controls_inputs, *manual.values()], outputs=[manual_grid, manual_warped, manual_text], trigger_mode="always_last", **quiet)
         for slider in manual.values():
             slider.input(**manual_event)
 
@@ -272,27 +299,18 @@ def build_app(lab: Lab) -> gr.Blocks:
             parts = lab.predicted_theta_parts(digit_value, lab.controls(*control_values), model_key)
             return [parts[name] for name in THETA_DEFAULTS]
 
-        copy_theta.click(copy_predicted, [digit, model, *controls_inputs], list(manual.values())).then(**manual_event)
-
-        @user_errors
-        def sweep(digit_value, true_label, model_key, *control_values):
-            return lab.sweep_figure(digit_value, true_label, lab.controls(*control_values), model_key)
-
-        sweep_event = dict(fn=sweep, inputs=[digit, label, model, *controls_inputs], outputs=sweep_plot, trigger_mode="always_last")
-        for slider in (rotation, scale, shift_x, shift_y, shear, perspective, elastic):
-            slider.release(**sweep_event)
-            slider.release(**how_event)
+        copy_theta.click(copy_predicted, [digit, model, *controls_inputs], list(manual.values()), **quiet).then(**manual_event)
 
         @user_errors
         def batch(regime):
             return lab.batch_view(regime, None, random.randrange(2**31 - 1))
 
-        batch_button.click(batch, batch_regime, [batch_picture, batch_text])
-        tab_how.select(**how_event)
+        batch_button.click(batch, batch_regime, [batch_picture, batch_text], api_visibility="undocumented")
+        tab_how.select(**full)
         tab_sweep.select(**sweep_event)
 
         if steps:
-            learn_step.input(user_errors(lab.timelapse_frame), learn_step, [learn_picture, learn_text], show_progress="hidden", trigger_mode="always_last")
+            learn_step.input(user_errors(lab.timelapse_frame), learn_step, [learn_picture, learn_text], trigger_mode="always_last", **quiet)
 
         @user_errors
         def cluttered(digit_value):
@@ -305,19 +323,19 @@ def build_app(lab: Lab) -> gr.Blocks:
             frame = lab.frame(digit_value, controls, key)
             return frame.grid_picture, frame.warped_picture, frame.st_probs
 
-        clutter_button.click(cluttered, digit, [clutter_grid, clutter_warped, clutter_probs])
+        clutter_button.click(cluttered, digit, [clutter_grid, clutter_warped, clutter_probs], api_visibility="undocumented")
 
         for tab_id, tab in {"how": tab_how, "theta": tab_theta, "sweep": tab_sweep, "batch": tab_batch, "learn": tab_learn, "clutter": tab_clutter}.items():
-            tab.select(lambda tab_id=tab_id: tab_id, None, current_tab)
-        large_text.change(None, large_text, large_text, js=TOGGLE_JS % "stn-large")
-        high_contrast.change(None, high_contrast, high_contrast, js=TOGGLE_JS % "stn-contrast")
-        dark.change(None, dark, dark, js=DARK_JS)
+            tab.select(lambda tab_id=tab_id: tab_id, None, current_tab, **quiet)
+        large_text.change(None, large_text, large_text, js=TOGGLE_JS % "stn-large", **quiet)
+        high_contrast.change(None, high_contrast, high_contrast, js=TOGGLE_JS % "stn-contrast", **quiet)
+        dark.change(None, dark, dark, js=DARK_JS, **quiet)
 
         @user_errors
         def make_link(index, model_key, tab, *control_values):
             return lab.query_string(lab.controls(*control_values), index, model_key, tab)
 
-        link_button.click(make_link, [sample_index, model, current_tab, *controls_inputs], link).then(None, link, link, js=LINK_JS)
+        link_button.click(make_link, [sample_index, model, current_tab, *controls_inputs], link, **quiet).then(None, link, link, js=LINK_JS, **quiet)
 
         def restore(request: gr.Request):
             state = lab.state_from_query(dict(request.query_params) if request else {})
@@ -326,7 +344,7 @@ def build_app(lab: Lab) -> gr.Blocks:
                 return [None, None, None, None, *values, state["model"], gr.Tabs()]
             return [*from_sample(state["sample"]), *values, state["model"], gr.Tabs(selected=state["tab"]) if state["tab"] else gr.Tabs()]
 
-        demo.load(restore, None, [*digit_outputs, *controls_inputs, model, views]).then(**live)
+        refresh(demo.load(restore, None, [*digit_outputs, *controls_inputs, model, views], **quiet))
 
         @user_errors
         def predict(image, rotation_value, scale_value, shift_x_value, shift_y_value, model_key):

@@ -9,6 +9,7 @@ Every handler takes plain values (numpy digits, floats, strings) and returns pla
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlencode
 from pathlib import Path
@@ -140,16 +141,16 @@ class Lab:
             cnn_label=None if result.cnn_probs is None else int(result.cnn_probs.argmax()),
         )
 
-    def how_it_works(self, digit: np.ndarray | None, controls: Controls, key: str | None) -> tuple:
-        """The four stages for this input: text, U, the grid over U, V and the class probabilities."""
-        frame = self.frame(digit, controls, key)
+    @staticmethod
+    def stages(frame: Frame) -> tuple[str, Image.Image]:
+        """For the "How it works" view: the four stages in words, and the input U as a picture."""
         text = (
             "1. The input **U** (the distorted canvas).  2. The **localisation net** reads U and regresses **θ** "
             f"({len(frame.theta)} numbers).  3. The **grid generator** maps every output pixel through T<sub>θ</sub> "
             "to the input location it samples: the grid drawn on U.  4. The **sampler** reads U bilinearly at those "
             "points, giving the output **V**.  5. The **classifier** sees only V.\n\n" + frame.theta_text
         )
-        return text, to_picture(frame.canvas, DISPLAY_SIZE), frame.grid_picture, frame.warped_picture, frame.st_probs
+        return text, to_picture(frame.canvas, DISPLAY_SIZE)
 
     def random_controls(self, regime: str, seed: int) -> Controls:
         """A random distortion of ``regime`` as slider values (the regime's own draw)."""
@@ -279,23 +280,27 @@ class Lab:
 
     # -- watch it learn -------------------------------------------------------------------
 
+    @functools.cached_property
+    def _timelapse(self) -> dict | None:
+        """The shipped time-lapse, read once (``None`` when none ships)."""
+        if not TIMELAPSE_FILE.exists():
+            return None
+        with np.load(TIMELAPSE_FILE) as lapse:
+            return {name: lapse[name] for name in lapse.files}
+
     def timelapse_steps(self) -> list[int]:
         """Training steps recorded in the shipped time-lapse (empty if none ships)."""
-        if not TIMELAPSE_FILE.exists():
-            return []
-        with np.load(TIMELAPSE_FILE) as lapse:
-            return lapse["steps"].tolist()
+        return [] if self._timelapse is None else self._timelapse["steps"].tolist()
 
     def timelapse_frame(self, position: int) -> tuple[Image.Image, str]:
         """The 16 fixed test digits as the RTS affine ST-CNN rectified them at recorded
         frame ``position`` (0 = the identity, before training)."""
-        if not TIMELAPSE_FILE.exists():
+        lapse = self._timelapse
+        if lapse is None:
             raise LabError("no training time-lapse is shipped in assets/")
-        with np.load(TIMELAPSE_FILE) as lapse:
-            steps = lapse["steps"]
-            position = int(min(max(int(position), 0), len(steps) - 1))
-            warped, canvases, theta = lapse["warped"][position], lapse["canvases"], lapse["theta"][position]
-            batch_size = int(lapse["batch_size"])
+        steps = lapse["steps"]
+        position = int(min(max(int(position), 0), len(steps) - 1))
+        warped, canvases, theta = lapse["warped"][position], lapse["canvases"], lapse["theta"][position]
         tile = 84
         sheet = Image.new("RGB", (tile * 8, tile * 4), (40, 40, 40))
         for i in range(16):
@@ -303,8 +308,9 @@ class Lab:
             sheet.paste(to_picture(canvases[i] / 255.0, tile - 4), (col * tile + 2, row * tile + 2))
             sheet.paste(to_picture(warped[i] / 255.0, tile - 4), (col * tile + 2, (row + 1) * tile + 2))
         rotation = np.abs(decompose_affine(torch.as_tensor(theta, dtype=torch.float64).reshape(-1, 2, 3)).rotation.numpy())
+        step = int(steps[position])
         text = (
-            f"step **{int(steps[position]):,}** ({int(steps[position]) * batch_size:,} training images seen); "
+            f"step **{step:,}** ({step * int(lapse['batch_size']):,} training images seen); "
             f"mean |rotation| of θ over the 16 digits: {rotation.mean():.1f}°"
         )
         return sheet, text

@@ -191,12 +191,15 @@ def _exercise(page, url: str, expect) -> None:
     # The main view's θ text comes first in the page ("How it works" repeats it further down).
     theta = page.get_by_test_id("markdown").filter(has_text="θ (affine)").first
     expect(theta).to_be_visible()
-    grid_src = _wait_for_image_change(page, GRID_VIEW, None)
+    _wait_for_image_change(page, GRID_VIEW, None)
     _wait_for_image_change(page, WARPED_VIEW, None)
+    grid_src = _wait_until_settled(page, GRID_VIEW)  # every stroke may send an update: take the last
     cnn_values = _label_values(page, CNN_VIEW)
     assert len(cnn_values) == 5, cnn_values
     sketch_errors = [text for text in _toasts(page) if "sketch is empty" in text]
-    if sketch_errors:  # Gradio sends the first stroke's value late and empty (see README / report)
+    # Gradio 6.31's Sketchpad sends the first stroke's `input` event with an empty value
+    # (composite None); the app turns that into a "sketch is empty" toast. Reported, not fatal.
+    if sketch_errors:
         warnings.warn(f"drawing showed an error toast: {sketch_errors}")
 
     # 2. Drag the rotation slider a quarter of its track to the right (0° -> about +90°).

@@ -92,10 +92,10 @@ def test_manual_theta_drives_grid_and_sampler_alone(lab):
 
 def test_how_it_works_shows_four_stages(lab):
     digit, _ = lab.sample_digit(5)
-    text, canvas, grid, warped, probs = lab.how_it_works(digit, Controls(rotation=10.0), None)
-    assert "localisation net" in text and "sampler" in text
-    assert canvas.size == grid.size == warped.size == (DISPLAY_SIZE, DISPLAY_SIZE)
-    assert len(probs) == 10
+    frame = lab.frame(digit, Controls(rotation=10.0), None)
+    text, canvas = lab.stages(frame)
+    assert "localisation net" in text and "sampler" in text and frame.theta_text in text
+    assert canvas.size == (DISPLAY_SIZE, DISPLAY_SIZE)
 
 
 def test_sweep_figure_and_batch_view(lab):
