@@ -84,7 +84,7 @@ def build_app(lab: Lab) -> gr.Blocks:
                     with gr.Tab("MNIST sample"):
                         gallery = gr.Gallery(
                             value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(40)],
-                            columns=5, height=250, allow_preview=False, label="first 40 shipped test digits",
+                            columns=4, height=250, allow_preview=False, label="first 40 shipped test digits",
                         )
                         with gr.Row():
                             pick = gr.Number(label="sample # (0–999)", value=0, precision=0, minimum=0, maximum=999)
@@ -93,8 +93,8 @@ def build_app(lab: Lab) -> gr.Blocks:
                 model = gr.Dropdown(choices, value=default_model, label="model (regime · architecture)")
             with gr.Column(scale=2):
                 with gr.Row():
-                    grid_view = gr.Image(label="input U with the sampling grid Tθ(G)", interactive=False, height=350, format="png")
-                    warped_view = gr.Image(label="warped output V — what the classifier sees", interactive=False, height=350, format="png")
+                    grid_view = gr.HTML(label="input U with the sampling grid Tθ(G)", show_label=True, container=True, min_height=350)
+                    warped_view = gr.HTML(label="warped output V — what the classifier sees", show_label=True, container=True, min_height=350)
                 with gr.Row():
                     st_view = gr.Label(label="ST-CNN", num_top_classes=5)
                     cnn_view = gr.Label(label="plain CNN (same regime)", num_top_classes=5)
@@ -122,9 +122,9 @@ def build_app(lab: Lab) -> gr.Blocks:
             with gr.Tab("How it works", id="how") as tab_how:
                 how_text = gr.Markdown()
                 with gr.Row():
-                    how_input = gr.Image(label="1. input U", interactive=False, elem_classes="stn-pixels")
-                    how_grid = gr.Image(label="2–3. localisation net → θ → grid Tθ(G)", interactive=False)
-                    how_warped = gr.Image(label="4. sampler → V", interactive=False)
+                    how_input = gr.HTML(label="1. input U", show_label=True, container=True)
+                    how_grid = gr.HTML(label="2–3. localisation net → θ → grid Tθ(G)", show_label=True, container=True)
+                    how_warped = gr.HTML(label="4. sampler → V", show_label=True, container=True)
                     how_probs = gr.Label(label="5. classifier", num_top_classes=3)
             with gr.Tab("Set θ yourself", id="theta") as tab_theta:
                 gr.Markdown("Drive the **grid generator and sampler alone**: these sliders set an affine θ directly, with no localisation net.")
@@ -139,8 +139,8 @@ def build_app(lab: Lab) -> gr.Blocks:
                     }
                 copy_theta = gr.Button("copy the net's predicted θ in")
                 with gr.Row():
-                    manual_grid = gr.Image(label="input with your grid", interactive=False)
-                    manual_warped = gr.Image(label="your warped output", interactive=False)
+                    manual_grid = gr.HTML(label="input with your grid", show_label=True, container=True)
+                    manual_warped = gr.HTML(label="your warped output", show_label=True, container=True)
                 manual_text = gr.Markdown()
             with gr.Tab("Invariance sweep", id="sweep") as tab_sweep:
                 gr.Markdown("Probability of the true class as the digit turns (−180°…180°) and grows, for the ST-CNN and the plain CNN: one batched pass per curve. Redrawn when you release a slider.")
@@ -162,8 +162,8 @@ def build_app(lab: Lab) -> gr.Blocks:
                 gr.Markdown("The TC model reads a 60×60 canvas with clutter; watch its grid zoom onto the digit.")
                 clutter_button = gr.Button("show the current digit, cluttered, to the TC model", variant="primary")
                 with gr.Row():
-                    clutter_grid = gr.Image(label="60×60 input with the sampling grid", interactive=False)
-                    clutter_warped = gr.Image(label="what the classifier sees", interactive=False)
+                    clutter_grid = gr.HTML(label="60×60 input with the sampling grid", show_label=True, container=True)
+                    clutter_warped = gr.HTML(label="what the classifier sees", show_label=True, container=True)
                 clutter_probs = gr.Label(label="TC ST-CNN", num_top_classes=3)
 
         with gr.Accordion("Lecture settings and sharing", open=False):
@@ -194,7 +194,7 @@ def build_app(lab: Lab) -> gr.Blocks:
             if digit_value is None:
                 return [None, None, "Draw, upload or pick a digit to begin.", None, None]
             frame = lab.frame(digit_value, lab.controls(*control_values), model_key)
-            return [frame.grid_picture, frame.warped_picture, frame.theta_text, frame.st_probs, frame.cnn_probs]
+            return [frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs]
 
         @user_errors
         def show_all(digit_value, model_key, *control_values):
@@ -203,8 +203,8 @@ def build_app(lab: Lab) -> gr.Blocks:
                 return [None, None, "Draw, upload or pick a digit to begin.", None, None, "Pick a digit first.", None, None, None, None]
             frame = lab.frame(digit_value, lab.controls(*control_values), model_key)
             text, canvas = lab.stages(frame)
-            main = [frame.grid_picture, frame.warped_picture, frame.theta_text, frame.st_probs, frame.cnn_probs]
-            return [*main, text, canvas, frame.grid_picture, frame.warped_picture, frame.st_probs]
+            main = [frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs]
+            return [*main, text, canvas, frame.grid_html, frame.warped_html, frame.st_probs]
 
         @user_errors
         def sweep(digit_value, true_label, model_key, *control_values):
@@ -321,7 +321,7 @@ def build_app(lab: Lab) -> gr.Blocks:
                 raise LabError("pick a digit first")
             controls = Controls(clutter=True, seed=random.randrange(1000), shift_x=random.uniform(-0.5, 0.5), shift_y=random.uniform(-0.5, 0.5))
             frame = lab.frame(digit_value, controls, key)
-            return frame.grid_picture, frame.warped_picture, frame.st_probs
+            return frame.grid_html, frame.warped_html, frame.st_probs
 
         clutter_button.click(cluttered, digit, [clutter_grid, clutter_warped, clutter_probs], api_visibility="undocumented")
 
@@ -348,18 +348,7 @@ def build_app(lab: Lab) -> gr.Blocks:
 
         @user_errors
         def predict(image, rotation_value, scale_value, shift_x_value, shift_y_value, model_key):
-            digit_value = lab.digit_from_image(image)
-            controls = lab.controls(rotation=rotation_value, scale=scale_value, shift_x=shift_x_value, shift_y=shift_y_value)
-            frame = lab.frame(digit_value, controls, model_key or None)
-            result = {
-                "model": lab.model_key(model_key or None),
-                "theta": frame.theta,
-                "st_label": frame.st_label,
-                "st_probs": [frame.st_probs[str(d)] for d in range(10)],
-                "cnn_label": frame.cnn_label,
-                "cnn_probs": None if frame.cnn_probs is None else [frame.cnn_probs[str(d)] for d in range(10)],
-            }
-            return result, frame.warped_picture
+            return lab.predict(image, rotation_value, scale_value, shift_x_value, shift_y_value, model_key)
 
         api_button.click(predict, [api_image, *api_numbers, api_model], [api_json, api_warped], api_name="predict")
     return demo

@@ -92,7 +92,7 @@ def slider_settings(count: int) -> list[dict]:
 
 def bench_handler(lab, key: str, frames: int, warmup: int = 20) -> dict[str, dict]:
     from stn_core.lab import DISPLAY_SIZE
-    from stn_core.rendering import draw_sampling_grid, theta_markdown, to_picture
+    from stn_core.rendering import grid_svg, picture_html, theta_markdown
 
     digit, _ = lab.sample_digit(0)
     settings = slider_settings(frames)
@@ -111,8 +111,8 @@ def bench_handler(lab, key: str, frames: int, warmup: int = 20) -> dict[str, dic
         start = time.perf_counter()
         result = lab.service.predict(digit, controls, key)
         middle = time.perf_counter()
-        draw_sampling_grid(result.canvas, transform, result.theta, DISPLAY_SIZE)
-        to_picture(result.warped, DISPLAY_SIZE)
+        grid_svg(result.canvas, transform, result.theta, DISPLAY_SIZE)
+        picture_html(result.warped, DISPLAY_SIZE)
         theta_markdown(transform, result.theta)
         end = time.perf_counter()
         predict_times.append(middle - start)

@@ -21,7 +21,7 @@ from PIL import Image
 from .geometry import Affine, Attention, affine_theta, decompose_affine, sample
 from .inference import CONTROL_RANGES, Controls, InferenceService
 from .preprocess import ImageInputError, prepare_digit
-from .rendering import draw_sampling_grid, theta_markdown, to_picture
+from .rendering import grid_svg, picture_html, theta_markdown, to_picture
 
 __all__ = ["DISPLAY_SIZE", "LabError", "Lab", "Frame"]
 
@@ -41,8 +41,9 @@ class Frame:
     """Everything the main view shows for one input."""
 
     canvas: np.ndarray  # (S, S): the distorted input U
-    grid_picture: Image.Image  # U with T_theta(G) drawn over it
-    warped_picture: Image.Image  # V, what the classifier sees
+    warped: np.ndarray  # (out, out): V, what the classifier sees
+    grid_html: str  # U with T_theta(G) drawn over it (inline SVG)
+    warped_html: str  # V, upscaled crisply
     theta_text: str  # Markdown
     st_probs: dict[str, float]  # for gr.Label
     cnn_probs: dict[str, float] | None
@@ -131,8 +132,9 @@ class Lab:
         transform = self.service.choice(key).st.spatial_transformer.transform
         return Frame(
             canvas=result.canvas,
-            grid_picture=draw_sampling_grid(result.canvas, transform, result.theta, DISPLAY_SIZE),
-            warped_picture=to_picture(result.warped, DISPLAY_SIZE),
+            warped=result.warped,
+            grid_html=grid_svg(result.canvas, transform, result.theta, DISPLAY_SIZE),
+            warped_html=picture_html(result.warped, DISPLAY_SIZE, "warped output V"),
             theta_text=theta_markdown(transform, result.theta),
             st_probs=_probs(result.st_probs),
             cnn_probs=_probs(result.cnn_probs),
@@ -142,15 +144,32 @@ class Lab:
         )
 
     @staticmethod
-    def stages(frame: Frame) -> tuple[str, Image.Image]:
-        """For the "How it works" view: the four stages in words, and the input U as a picture."""
+    def stages(frame: Frame) -> tuple[str, str]:
+        """For the "How it works" view: the four stages in words, and the input U as HTML."""
         text = (
             "1. The input **U** (the distorted canvas).  2. The **localisation net** reads U and regresses **θ** "
             f"({len(frame.theta)} numbers).  3. The **grid generator** maps every output pixel through T<sub>θ</sub> "
             "to the input location it samples: the grid drawn on U.  4. The **sampler** reads U bilinearly at those "
             "points, giving the output **V**.  5. The **classifier** sees only V.\n\n" + frame.theta_text
         )
-        return text, to_picture(frame.canvas, DISPLAY_SIZE)
+        return text, picture_html(frame.canvas, DISPLAY_SIZE, "input U")
+
+    def predict(self, image, rotation=0.0, scale=1.0, shift_x=0.0, shift_y=0.0, model: str | None = None) -> tuple[dict, Image.Image]:
+        """The public ``/predict`` endpoint: an image file and a distortion by name ->
+        ``({model, theta, st_label, st_probs, cnn_label, cnn_probs}, warped picture)``."""
+        digit = self.digit_from_image(image)
+        controls = self.controls(rotation=rotation, scale=scale, shift_x=shift_x, shift_y=shift_y)
+        key = self.model_key(model or None)
+        frame = self.frame(digit, controls, key)
+        result = {
+            "model": key,
+            "theta": frame.theta,
+            "st_label": frame.st_label,
+            "st_probs": [frame.st_probs[str(d)] for d in range(10)],
+            "cnn_label": frame.cnn_label,
+            "cnn_probs": None if frame.cnn_probs is None else [frame.cnn_probs[str(d)] for d in range(10)],
+        }
+        return result, to_picture(frame.warped, DISPLAY_SIZE)
 
     def random_controls(self, regime: str, seed: int) -> Controls:
         """A random distortion of ``regime`` as slider values (the regime's own draw)."""
@@ -168,7 +187,7 @@ class Lab:
 
     # -- set theta yourself ---------------------------------------------------------------
 
-    def manual_warp(self, digit: np.ndarray | None, controls: Controls, key: str | None, theta_parts: dict) -> tuple[Image.Image, Image.Image, str]:
+    def manual_warp(self, digit: np.ndarray | None, controls: Controls, key: str | None, theta_parts: dict) -> tuple[str, str, str]:
         """Grid generator and sampler alone: the distorted input warped by a hand-set affine theta.
 
         ``theta_parts`` holds ``rotation``, ``scale_x``, ``scale_y``, ``shear``, ``shift_x``, ``shift_y``.
@@ -186,8 +205,8 @@ class Lab:
         warped = sample(canvas.double().cpu(), grid)[0, 0].numpy()
         canvas_np = canvas[0, 0].cpu().numpy()
         return (
-            draw_sampling_grid(canvas_np, Affine(), theta[0], DISPLAY_SIZE),
-            to_picture(warped, DISPLAY_SIZE),
+            grid_svg(canvas_np, Affine(), theta[0], DISPLAY_SIZE),
+            picture_html(warped, DISPLAY_SIZE, "warped output V"),
             theta_markdown(Affine(), theta[0]),
         )
 

@@ -1,20 +1,26 @@
-"""Pictures and text for the app: crisp upscaled digits, the sampling grid drawn over the
-input, and theta in words. Pillow and numpy only, so it is cheap enough for every frame of
-a slider drag (a fresh matplotlib figure costs ~17 ms; these take well under 1 ms).
+"""Pictures and text for the app: crisp digits, the sampling grid drawn over the input,
+and theta in words. Cheap enough for every frame of a slider drag: the live panels are
+inline HTML/SVG around a PNG of the image at its own size (28 to 60 px), which the browser
+scales with ``image-rendering: pixelated``, so nothing large is encoded and no file is
+written (a fresh matplotlib figure costs ~17 ms).
 
-Points are in the normalised coordinates of :mod:`stn_core.geometry`; a point ``(x, y)``
-lands at pixel ``((x + 1) / 2 * size, (y + 1) / 2 * size)`` of a ``size``-pixel picture.
+The SVG works in the normalised coordinates of :mod:`stn_core.geometry` directly: the
+canvas spans [-1, 1] on both axes, so grid points need no conversion.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .geometry import ThinPlateSpline, Transform, decompose_affine
 
-__all__ = ["GRID_COLOUR", "draw_sampling_grid", "grid_lines", "theta_markdown", "to_picture"]
+__all__ = ["GRID_COLOUR", "grid_lines", "grid_svg", "picture_html", "png_data_url", "theta_markdown", "to_picture"]
 
 GRID_COLOUR = (255, 159, 28)  # amber: visible on black canvas and white ink alike
 OUTLINE_COLOUR = (255, 59, 48)
@@ -48,34 +54,56 @@ def grid_lines(transform: Transform, theta: torch.Tensor, lines: int = 7, sample
     return mapped.reshape(2 * lines, samples, 2).numpy()
 
 
-def _to_pixels(points: np.ndarray, size: int) -> list[tuple[float, float]]:
-    # Clipped to the picture, so an outline on the canvas edge stays visible.
-    pixels = np.clip((points + 1.0) * (size / 2.0), -size, 2 * size)
-    pixels = np.where(np.abs(pixels - size) < 1.0, size - 1.0, pixels)
-    return [(float(x), float(y)) for x, y in pixels]
+def png_data_url(image: np.ndarray) -> str:
+    """A ``(H, W)`` float image in [0, 1] as a ``data:`` URL of a grayscale PNG at its own size."""
+    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def draw_sampling_grid(
-    canvas: np.ndarray, transform: Transform, theta: torch.Tensor, size: int = 336, lines: int = 7
-) -> Image.Image:
-    """The input canvas with the sampling grid ``T_theta(G)`` drawn over it.
+def picture_html(image: np.ndarray, size: int = 336, alt: str = "") -> str:
+    """An ``<img>`` showing ``image`` at ``size`` pixels, every pixel a crisp square.
 
-    The outline (red) is where the output's border samples from; the interior lines
-    (amber) are the output's lattice. For thin-plate splines the control points' source
-    positions are drawn as cyan dots.
+    The browser scales the tiny PNG, so nothing large is encoded or written per frame."""
+    return (
+        f'<img src="{png_data_url(image)}" width="{size}" height="{size}" alt="{html.escape(alt)}" '
+        f'style="image-rendering: pixelated; display: block; margin: auto; width: 100%; max-width: {size}px; height: auto">'
+    )
+
+
+def _hex(colour: tuple[int, int, int]) -> str:
+    return "#%02x%02x%02x" % colour
+
+
+def grid_svg(canvas: np.ndarray, transform: Transform, theta: torch.Tensor, size: int = 336, lines: int = 7) -> str:
+    """The input canvas with the sampling grid ``T_theta(G)`` drawn over it, as inline SVG.
+
+    The SVG's own coordinates are the normalised ones (the canvas spans [-1, 1]), so the
+    grid is drawn at exactly :func:`grid_lines`' points and stays crisp at any display
+    size. Outline red, lattice amber, thin-plate-spline control points cyan.
     """
-    picture = to_picture(canvas, size)
-    draw = ImageDraw.Draw(picture)
-    polylines = grid_lines(transform, theta.detach().double().cpu(), lines)
-    width = max(1, size // 168)
-    for index, polyline in enumerate(polylines):
+    theta = theta.detach().double().cpu()
+    pad = 0.04  # room for the outline's stroke on the canvas edge
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+        f'viewBox="{-1 - pad} {-1 - pad} {2 + 2 * pad} {2 + 2 * pad}" '
+        f'style="display: block; margin: auto; background: #222; width: 100%; max-width: {size}px; height: auto">',
+        f'<image href="{png_data_url(canvas)}" x="-1" y="-1" width="2" height="2" preserveAspectRatio="none" '
+        'style="image-rendering: pixelated"/>',
+    ]
+    for index, polyline in enumerate(grid_lines(transform, theta, lines)):
         outline = index % lines in (0, lines - 1)
-        draw.line(_to_pixels(polyline, size), fill=OUTLINE_COLOUR if outline else GRID_COLOUR, width=2 * width if outline else width)
+        colour, width = (_hex(OUTLINE_COLOUR), 2.5) if outline else (_hex(GRID_COLOUR), 1.2)
+        points = " ".join(f"{x:.4f},{y:.4f}" for x, y in polyline)
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="{width}" '
+            'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
+        )
     if isinstance(transform, ThinPlateSpline):
-        radius = 2 * width + 1
-        for x, y in _to_pixels(theta.detach().double().cpu().reshape(-1, 2).numpy(), size):
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=CONTROL_COLOUR)
-    return picture
+        parts += [f'<circle cx="{x:.4f}" cy="{y:.4f}" r="0.03" fill="{_hex(CONTROL_COLOUR)}"/>' for x, y in theta.reshape(-1, 2).tolist()]
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 def _matrix(rows: list[list[float]]) -> str:

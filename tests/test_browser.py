@@ -91,11 +91,22 @@ _BLOCK_JS = """
     return null;
 }
 """
+# A picture is an <img> (image components, HTML panels) or the <image> inside an SVG panel
+# (the sampling grid); both hold the pixels as a URL.
+_PICTURE_JS = """
+(block) => {
+    const picture = block && block.querySelector('img, svg image');
+    if (!picture) return null;
+    const url = picture.tagName.toLowerCase() === 'img' ? picture.src : picture.getAttribute('href');
+    const loaded = picture.tagName.toLowerCase() !== 'img' || (picture.complete && picture.naturalWidth > 0);
+    return loaded ? url : null;
+}
+"""
 
 
 def _image_src(page, label: str) -> str | None:
-    """``src`` of the picture shown in the image component labelled ``label`` (None if empty)."""
-    return page.evaluate(f"(label) => {{ const block = ({_BLOCK_JS})(label); const img = block && block.querySelector('img'); return img ? img.src : null; }}", label)
+    """URL of the picture shown in the component labelled ``label`` (None if empty)."""
+    return page.evaluate(f"(label) => ({_PICTURE_JS})(({_BLOCK_JS})(label))", label)
 
 
 def _label_values(page, label: str) -> list[tuple[str, str]]:
@@ -109,8 +120,7 @@ def _label_values(page, label: str) -> list[tuple[str, str]]:
 
 def _wait_for_image_change(page, label: str, old: str | None) -> str:
     page.wait_for_function(
-        f"([label, old]) => {{ const block = ({_BLOCK_JS})(label); const img = block && block.querySelector('img');"
-        " return !!img && !!img.src && img.src !== old && img.complete && img.naturalWidth > 0; }",
+        f"([label, old]) => {{ const url = ({_PICTURE_JS})(({_BLOCK_JS})(label)); return !!url && url !== old; }}",
         arg=[label, old],
         timeout=TIMEOUT_MS,
     )
@@ -121,8 +131,8 @@ def _wait_until_settled(page, label: str, quiet_ms: int = 800) -> str:
     """Wait until the picture labelled ``label`` has kept the same ``src`` for ``quiet_ms``
     (a slider drag sends several updates; let the last one land)."""
     page.wait_for_function(
-        f"([label, quiet]) => {{ const block = ({_BLOCK_JS})(label); const img = block && block.querySelector('img');"
-        " const src = img ? img.src : null; const now = performance.now(); const key = '__stn_settle_' + label;"
+        f"([label, quiet]) => {{ const src = ({_PICTURE_JS})(({_BLOCK_JS})(label));"
+        " const now = performance.now(); const key = '__stn_settle_' + label;"
         " const seen = window[key]; if (!seen || seen.src !== src) { window[key] = {src, since: now}; return false; }"
         " return now - seen.since >= quiet; }",
         arg=[label, quiet_ms],

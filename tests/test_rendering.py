@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from stn_core.geometry import Affine, Projective, ThinPlateSpline, affine_theta
-from stn_core.rendering import CONTROL_COLOUR, GRID_COLOUR, OUTLINE_COLOUR, draw_sampling_grid, grid_lines, theta_markdown, to_picture
+from stn_core.rendering import grid_lines, grid_svg, picture_html, png_data_url, theta_markdown, to_picture
 
 
 def test_picture_is_crisp_and_sized():
@@ -20,20 +20,43 @@ def test_identity_grid_lines_span_the_canvas():
     assert np.allclose(lines[5, :, 0], -1) and np.allclose(lines[9, :, 0], 1)  # left and right edges
 
 
-def test_grid_follows_theta():
-    # A grid zoomed to half size sits in the middle half of the picture.
+def _polylines(svg: str) -> list[np.ndarray]:
+    import re
+
+    return [
+        np.array([[float(v) for v in pair.split(",")] for pair in points.split()])
+        for points in re.findall(r'<polyline points="([^"]+)"', svg)
+    ]
+
+
+def test_grid_svg_follows_theta():
+    # A grid zoomed to half size: its outline is the square [-0.5, 0.5]^2 of the canvas.
     theta = affine_theta(scale_x=0.5, scale_y=0.5).reshape(6)
-    picture = np.asarray(draw_sampling_grid(np.zeros((42, 42), np.float32), Affine(), theta, size=336))
-    red = np.all(picture == OUTLINE_COLOUR, axis=-1)
-    rows, cols = np.nonzero(red)
-    assert 80 <= rows.min() <= 88 and 248 <= rows.max() <= 256 and 80 <= cols.min() <= 88
-    assert np.all(picture == GRID_COLOUR, axis=-1).any()
+    svg = grid_svg(np.zeros((42, 42), np.float32), Affine(), theta, size=336, lines=7)
+    assert svg.startswith("<svg") and 'width="336"' in svg and "data:image/png;base64," in svg
+    lines = _polylines(svg)
+    assert len(lines) == 14
+    assert np.allclose(lines[0][:, 1], -0.5) and np.allclose(lines[6][:, 1], 0.5)  # top and bottom of the outline
+    assert np.abs(np.concatenate(lines)).max() == 0.5
 
 
 def test_tps_control_points_are_drawn():
     tps = ThinPlateSpline(4)
-    picture = np.asarray(draw_sampling_grid(np.zeros((28, 28), np.float32), tps, tps.identity(), size=336))
-    assert np.all(picture == CONTROL_COLOUR, axis=-1).sum() > 16 * 10
+    svg = grid_svg(np.zeros((28, 28), np.float32), tps, tps.identity(), size=336)
+    assert svg.count("<circle") == 16 and 'cx="-1.0000" cy="-1.0000"' in svg
+
+
+def test_png_data_url_holds_the_image_at_its_own_size():
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = np.random.default_rng(0).random((42, 42)).astype(np.float32)
+    url = png_data_url(image)
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+    assert decoded.shape == (42, 42) and np.abs(decoded / 255.0 - image).max() <= 0.5 / 255 + 1e-6
+    assert 'width="200"' in picture_html(image, 200, "V") and "pixelated" in picture_html(image)
 
 
 def test_theta_text_for_every_family():
