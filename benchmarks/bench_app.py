@@ -32,7 +32,6 @@ import os
 import platform
 import socket
 import statistics
-import tempfile
 import time
 import uuid
 import warnings
@@ -45,32 +44,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pretrained"
 
-# The app's model kinds, untrained (the same list as APP_MODELS in tests/conftest.py).
-UNTRAINED_MODELS = [
-    ("rts-st-cnn-affine", "RTS", {"model": "st-cnn", "transform": "affine", "canvas_size": 42, "batch_norm": True}),
-    ("rts-cnn", "RTS", {"model": "cnn", "canvas_size": 42, "batch_norm": True}),
-    ("tc-st-cnn-attention", "TC", {"model": "st-cnn", "transform": "attention", "canvas_size": 60, "output_size": 30}),
-    ("tc-cnn", "TC", {"model": "cnn", "canvas_size": 60}),
-    ("e-st-cnn-tps", "E", {"model": "st-cnn", "transform": "tps", "canvas_size": 28}),
-    ("p-st-cnn-projective", "P", {"model": "st-cnn", "transform": "projective", "canvas_size": 28}),
-]
-
-
 def model_folder() -> tuple[Path, str]:
-    """Where the models come from, and a line saying which."""
-    if (SHIPPED / "rts-st-cnn-affine.safetensors").exists():
-        return SHIPPED, f"shipped models ({SHIPPED.relative_to(ROOT)}/)"
+    """Where the models come from (``$STN_MODEL_DIR``, else ``pretrained/``), and a line saying which."""
     env = os.environ.get("STN_MODEL_DIR")
-    if env and any(Path(env).glob("*.safetensors")):
+    if env:
         return Path(env), f"$STN_MODEL_DIR ({env})"
-    from stn_core.checkpoints import save_model
-    from stn_core.models import build_model
-
-    folder = Path(tempfile.mkdtemp(prefix="stn-bench-models-"))
-    for seed, (name, regime, architecture) in enumerate(UNTRAINED_MODELS):
-        torch.manual_seed(seed)
-        save_model(build_model(architecture), folder / f"{name}.safetensors", {"name": name, "regime": regime, "canvas_size": architecture["canvas_size"]})
-    return folder, "untrained models (no pretrained/rts-st-cnn-affine.safetensors, no $STN_MODEL_DIR)"
+    return SHIPPED, f"shipped models ({SHIPPED.relative_to(ROOT)}/)"
 
 
 def summary(times_s: list[float]) -> dict:

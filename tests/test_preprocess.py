@@ -10,7 +10,6 @@ import subprocess
 import sys
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
