@@ -117,3 +117,14 @@ def test_links_round_trip_and_survive_garbage(lab):
     junk = lab.state_from_query({"rot": "nan", "scale": "big", "sample": "9999", "model": "x", "tab": "<script>"})
     assert junk == {"controls": Controls(), "sample": None, "model": lab.service.default_key(), "tab": None}
     assert "sweep" in TABS
+
+
+def test_watch_it_learn_starts_at_the_identity(lab):
+    steps = lab.timelapse_steps()
+    assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 10
+    first, first_text = lab.timelapse_frame(0)
+    last, last_text = lab.timelapse_frame(len(steps) - 1)
+    assert first.size == (84 * 8, 84 * 4)
+    assert "step **0**" in first_text and "0.0°" in first_text
+    assert np.asarray(first).tolist() != np.asarray(last).tolist()
+    assert lab.timelapse_frame(10_000)[1] == last_text  # positions past the end show the last frame
