@@ -18,6 +18,7 @@ from stn_core.inference import CONTROL_RANGES, Controls
 from stn_core.lab import THETA_DEFAULTS, Lab, LabError
 
 MAX_FILE_SIZE = "10mb"
+MAX_BATCH = 16  # concurrent slider frames served by one forward pass
 INTRO = """# STN Lab — see a Spatial Transformer Network work
 Draw a digit, upload one or pick a real MNIST digit, then **drag the sliders** to rotate, scale,
 shift or bend it. The localisation net predicts **θ**, the grid generator turns θ into the
@@ -188,13 +189,24 @@ def build_app(lab: Lab) -> gr.Blocks:
 
         how_outputs = [how_text, how_input, how_grid, how_warped, how_probs]
 
-        @user_errors
-        def show(digit_value, model_key, *control_values):
-            """The main view: runs on every slider frame, so it renders nothing else."""
-            if digit_value is None:
-                return [None, None, "Draw, upload or pick a digit to begin.", None, None]
-            frame = lab.frame(digit_value, lab.controls(*control_values), model_key)
-            return [frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs]
+        def show(digits, model_keys, *control_columns):
+            """The main view on every slider frame, batched: Gradio hands over the frames of
+            concurrent users together (``batch=True``) and they share one forward pass."""
+            requests, rows = [], []
+            for digit_value, model_key, values in zip(digits, model_keys, zip(*control_columns)):
+                try:
+                    requests.append((digit_value, lab.controls(*values), model_key))
+                except LabError as error:
+                    requests.append(error)
+            frames = lab.frames([r for r in requests if not isinstance(r, LabError)])
+            answers = iter(frames)
+            for request in requests:
+                frame = request if isinstance(request, LabError) else next(answers)
+                if isinstance(frame, LabError):  # shown in place of θ: a batch cannot raise for one user
+                    rows.append([gr.skip(), gr.skip(), f"**{frame}**", gr.skip(), gr.skip()])
+                else:
+                    rows.append([frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs])
+            return [list(column) for column in zip(*rows)]
 
         @user_errors
         def show_all(digit_value, model_key, *control_values):
@@ -213,7 +225,10 @@ def build_app(lab: Lab) -> gr.Blocks:
             return lab.sweep_figure(digit_value, true_label, lab.controls(*control_values), model_key)
 
         quiet = dict(show_progress="hidden", api_visibility="undocumented")
-        live = dict(fn=show, inputs=[digit, model, *controls_inputs], outputs=frame_outputs, trigger_mode="always_last", **quiet)
+        live = dict(
+            fn=show, inputs=[digit, model, *controls_inputs], outputs=frame_outputs, trigger_mode="always_last",
+            batch=True, max_batch_size=MAX_BATCH, **quiet,
+        )
         full = dict(fn=show_all, inputs=[digit, model, *controls_inputs], outputs=[*frame_outputs, *how_outputs], trigger_mode="always_last", **quiet)
         sweep_event = dict(fn=sweep, inputs=[digit, label, model, *controls_inputs], outputs=sweep_plot, trigger_mode="always_last", api_visibility="undocumented")
 

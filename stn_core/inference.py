@@ -214,10 +214,22 @@ class InferenceService:
 
     def predict(self, digit: np.ndarray, controls: Controls, key: str) -> Result:
         """One ``(28, 28)`` digit in [0, 1], distorted by ``controls``, through model ``key``."""
+        return self.predict_many([digit], [controls], key)[0]
+
+    def predict_many(self, digits: list[np.ndarray], controls: list[Controls], key: str) -> list[Result]:
+        """Many digits through model ``key`` in one forward pass (concurrent slider events
+        become one batch). The same inputs give the same results as one by one."""
         choice = self.choice(key)
-        digit_tensor = torch.as_tensor(np.asarray(digit, dtype=np.float32)).reshape(1, 1, 28, 28)
-        canvas = self.distort(digit_tensor, [controls], choice.canvas_size)
-        return self.run(canvas, key)[0]
+        groups: dict[tuple, list[int]] = {}
+        for index, settings in enumerate(controls):  # parts present or absent batch separately
+            groups.setdefault((bool(settings.perspective), bool(settings.elastic), settings.clutter), []).append(index)
+        results: list[Result | None] = [None] * len(digits)
+        for members in groups.values():
+            batch = torch.stack([torch.as_tensor(np.asarray(digits[i], dtype=np.float32)).reshape(1, 28, 28) for i in members])
+            canvases = self.distort(batch, [controls[i] for i in members], choice.canvas_size)
+            for index, result in zip(members, self.run(canvases, key)):
+                results[index] = result
+        return results
 
     def sweep(self, digit: np.ndarray, label: int, key: str, controls: Controls, name: str, values) -> dict:
         """Probability of ``label`` as control ``name`` runs over ``values``, one batched pass.

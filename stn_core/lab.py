@@ -121,27 +121,50 @@ class Lab:
 
     def frame(self, digit: np.ndarray | None, controls: Controls, key: str | None = None) -> Frame:
         """Distort ``digit`` by ``controls`` and run it through model ``key`` (default: RTS affine)."""
-        if digit is None:
-            raise LabError("no digit yet: draw one, upload one or pick a sample")
-        key = self.model_key(key)
-        try:
-            controls = controls.checked()
-        except ValueError as error:
-            raise LabError(str(error)) from None
-        result = self.service.predict(digit, controls, key)
-        transform = self.service.choice(key).st.spatial_transformer.transform
-        return Frame(
-            canvas=result.canvas,
-            warped=result.warped,
-            grid_html=grid_svg(result.canvas, transform, result.theta, DISPLAY_SIZE),
-            warped_html=picture_html(result.warped, DISPLAY_SIZE, "warped output V"),
-            theta_text=theta_markdown(transform, result.theta),
-            st_probs=_probs(result.st_probs),
-            cnn_probs=_probs(result.cnn_probs),
-            theta=[round(float(v), 6) for v in result.theta],
-            st_label=int(result.st_probs.argmax()),
-            cnn_label=None if result.cnn_probs is None else int(result.cnn_probs.argmax()),
-        )
+        frame = self.frames([(digit, controls, key)])[0]
+        if isinstance(frame, LabError):
+            raise frame
+        return frame
+
+    def frames(self, requests: list[tuple]) -> list[Frame | LabError]:
+        """Many ``(digit, controls, key)`` requests, one forward pass per model: the frames
+        of concurrent users are computed together. A bad request gets its :class:`LabError`
+        in its place and leaves the others alone."""
+        answers: list[Frame | LabError | None] = [None] * len(requests)
+        by_model: dict[str, list[int]] = {}
+        checked = []
+        for index, (digit, controls, key) in enumerate(requests):
+            try:
+                if digit is None:
+                    raise LabError("no digit yet: draw one, upload one or pick a sample")
+                key = self.model_key(key)
+                try:
+                    controls = controls.checked()
+                except ValueError as error:
+                    raise LabError(str(error)) from None
+            except LabError as error:
+                answers[index] = error
+                checked.append(None)
+                continue
+            checked.append((digit, controls))
+            by_model.setdefault(key, []).append(index)
+        for key, members in by_model.items():
+            transform = self.service.choice(key).st.spatial_transformer.transform
+            results = self.service.predict_many([checked[i][0] for i in members], [checked[i][1] for i in members], key)
+            for index, result in zip(members, results):
+                answers[index] = Frame(
+                    canvas=result.canvas,
+                    warped=result.warped,
+                    grid_html=grid_svg(result.canvas, transform, result.theta, DISPLAY_SIZE),
+                    warped_html=picture_html(result.warped, DISPLAY_SIZE, "warped output V"),
+                    theta_text=theta_markdown(transform, result.theta),
+                    st_probs=_probs(result.st_probs),
+                    cnn_probs=_probs(result.cnn_probs),
+                    theta=[round(float(v), 6) for v in result.theta],
+                    st_label=int(result.st_probs.argmax()),
+                    cnn_label=None if result.cnn_probs is None else int(result.cnn_probs.argmax()),
+                )
+        return answers
 
     @staticmethod
     def stages(frame: Frame) -> tuple[str, str]:

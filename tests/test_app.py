@@ -116,3 +116,16 @@ def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, la
     assert upright_right >= 38
     assert st_kept >= 36
     assert st_kept >= cnn_kept + 4
+
+
+def test_live_frame_endpoint_serves_a_sessions_digit(client):
+    """`/frame` is the slider event (batched): it reads the session's digit, set here the
+    way the gallery sets it."""
+    key = "RTS · ST-CNN Aff"
+    controls = [30, 0.9, 0.1, 0, 0, 0, 0, False, 0]
+    grid, warped, theta, st, cnn = client.predict(key, *controls, api_name="/frame")
+    assert "no digit yet" in theta  # answered, not crashed, before any digit is chosen
+    client.predict(3, api_name="/from_sample")
+    grid, warped, theta, st, cnn = client.predict(key, *controls, api_name="/frame")
+    assert grid.startswith("<svg") and warped.startswith("<img") and "θ (affine)" in theta
+    assert st["label"] in [str(d) for d in range(10)] and cnn["label"] in [str(d) for d in range(10)]

@@ -128,3 +128,25 @@ def test_watch_it_learn_starts_at_the_identity(lab):
     assert "step **0**" in first_text and "0.0°" in first_text
     assert np.asarray(first).tolist() != np.asarray(last).tolist()
     assert lab.timelapse_frame(10_000)[1] == last_text  # positions past the end show the last frame
+
+
+def test_batched_frames_equal_one_by_one_and_isolate_bad_requests(lab):
+    digits = [lab.sample_digit(i)[0] for i in range(5)]
+    requests = [
+        (digits[0], Controls(rotation=30.0), None),
+        (digits[1], Controls(rotation=-50.0, scale=0.8), "RTS · ST-CNN Aff"),
+        (digits[2], Controls(elastic=1.0), None),  # a different distortion shape: its own batch
+        (None, Controls(), None),  # no digit
+        (digits[3], Controls(), "TC · ST-CNN Att"),  # another model in the same call
+        (digits[4], Controls(rotation=float("nan")), None),
+    ]
+    frames = lab.frames(requests)
+    assert isinstance(frames[3], LabError) and "no digit" in str(frames[3])
+    assert isinstance(frames[5], LabError) and "rotation" in str(frames[5])
+    for (digit, controls, key), frame in zip(requests, frames):
+        if isinstance(frame, LabError):
+            continue
+        alone = lab.frame(digit, controls, key)
+        assert frame.theta == pytest.approx(alone.theta, abs=1e-5)
+        assert frame.st_probs == pytest.approx(alone.st_probs, abs=1e-5)
+        assert np.allclose(frame.warped, alone.warped, atol=1e-5)
