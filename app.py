@@ -19,6 +19,7 @@ from stn_core.lab import THETA_DEFAULTS, Lab, LabError
 
 MAX_FILE_SIZE = "10mb"
 MAX_BATCH = 16  # concurrent slider frames served by one forward pass
+QUEUE_SIZE, CONCURRENCY = 256, 4
 INTRO = """# STN Lab — see a Spatial Transformer Network work
 Draw a digit, upload one or pick a real MNIST digit, then **drag the sliders** to rotate, scale,
 shift or bend it. The localisation net predicts **θ**, the grid generator turns θ into the
@@ -369,16 +370,21 @@ def build_app(lab: Lab) -> gr.Blocks:
     return demo
 
 
-def main() -> None:
-    demo = build_app(Lab())
-    demo.queue(max_size=256, default_concurrency_limit=4).launch(
+def launch(demo: gr.Blocks, **options):
+    """Queue and serve ``demo`` as STN Lab runs: bounded queue (overload gets a "busy"
+    answer, not a crash), a few handlers at once, uploads capped before decoding."""
+    settings = dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         max_file_size=MAX_FILE_SIZE,
         css=CSS,
         theme=gr.themes.Soft(),
-        show_error=True,
     )
+    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY).launch(**{**settings, **options})
+
+
+def main() -> None:
+    launch(build_app(Lab()))
 
 
 if __name__ == "__main__":

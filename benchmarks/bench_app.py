@@ -6,7 +6,7 @@ Part A (handler): ``Lab.frame(digit, controls, key)`` -- distort, run the ST-CNN
 plain CNN, draw the sampling grid, the warped picture and the θ text -- for slider-like
 updates (rotation sweeping -180...180 while scale varies) on a real sample digit, after
 warm-up. Part B (HTTP, end to end): the app itself (``app.build_app`` with the queue
-settings of ``app.main``) on a free local port, called with plain HTTP the way the browser
+settings of ``app.launch``) on a free local port, called with plain HTTP the way the browser
 and the documented API do: ``POST /gradio_api/call/<api_name>`` then read the SSE stream of
 ``GET /gradio_api/call/<api_name>/<event_id>`` until ``event: complete``. A trivial echo
 endpoint, added to the same app here only, gives the framework's own cost to compare with.
@@ -16,9 +16,8 @@ whose cores are busy with something else (a training run), torch's intra-op thre
 the *main* thread can be ~100x slower than in a worker thread (OpenMP threads waiting on
 cores they do not get); ``--main-thread`` measures that case, ``--threads 1`` avoids it.
 
-Models: the shipped ``pretrained/`` if it holds ``rts-st-cnn-affine.safetensors``, else
-``$STN_MODEL_DIR``, else untrained models built into a temporary folder (as in the tests):
-the cost does not depend on the weights' values. Prints a Markdown table for the README.
+Models: ``$STN_MODEL_DIR`` if set, else the shipped ``pretrained/``. Prints Markdown
+tables for the README.
 """
 
 from __future__ import annotations
@@ -196,9 +195,8 @@ def bench_http(lab, key: str, requests: int, warmup: int = 20) -> tuple[dict[str
     with demo:  # the benchmark's own comparison endpoint; app.py is not changed
         gr.api(echo, api_name="echo")
     live = live_api_name(demo)
-    demo.queue(max_size=256, default_concurrency_limit=4)
     port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size=app.MAX_FILE_SIZE)
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     caller = Caller(f"http://127.0.0.1:{port}")
     results = {}
     try:

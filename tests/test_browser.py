@@ -59,14 +59,10 @@ def app_url(lab):
     import app
 
     demo = app.build_app(lab)
-    demo.queue(max_size=256, default_concurrency_limit=4)
     for attempt in range(3):  # the free port can be taken between probing and binding
         port = _free_port()
         try:
-            demo.launch(
-                server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                max_file_size=app.MAX_FILE_SIZE, css=app.CSS, show_error=True,
-            )
+            app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
             break
         except OSError:
             if attempt == 2:
