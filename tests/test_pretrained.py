@@ -8,7 +8,7 @@ import torch
 
 from stn_core import load
 from stn_core.distortions import REGIMES
-from stn_core.evaluate import error_rate, pretrained_readme, regime_test_set, sample_test_set
+from stn_core.evaluate import cards_table, error_rate, pretrained_readme, regime_test_set, replace_results_section, sample_test_set
 from stn_core.models import build_model, count_parameters
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
@@ -52,9 +52,11 @@ def test_full_test_set_reproduces_every_recorded_cell(weights, mnist_dir):
         assert error_rate(model, *regime_test_set(regime, mnist_dir)) == pytest.approx(recorded, abs=1e-3), regime
 
 
-def test_readme_is_generated_from_the_cards():
+def test_readmes_are_generated_from_the_cards():
     cards = {str(p): json.loads(p.with_suffix(".json").read_text()) for p in SHIPPED}
     assert (PRETRAINED / "README.md").read_text() == pretrained_readme(cards)
+    readme = (PRETRAINED.parent / "README.md").read_text()
+    assert replace_results_section(readme, cards_table(cards)) == readme
 
 
 def test_torch_hub_returns_a_shipped_model():
