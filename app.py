@@ -190,11 +190,13 @@ def build_app(lab: Lab) -> gr.Blocks:
 
         how_outputs = [how_text, how_input, how_grid, how_warped, how_probs]
 
-        def show(digits, model_keys, *control_columns):
+        def show(digits, model, rotation, scale, shift_x, shift_y, shear, perspective, elastic, clutter, seed):
             """The main view on every slider frame, batched: Gradio hands over the frames of
-            concurrent users together (``batch=True``) and they share one forward pass."""
+            concurrent users together (``batch=True``), each argument a list, and they share
+            one forward pass. (Parameter names are the /frame API's.)"""
             requests, rows = [], []
-            for digit_value, model_key, values in zip(digits, model_keys, zip(*control_columns)):
+            control_columns = (rotation, scale, shift_x, shift_y, shear, perspective, elastic, clutter, seed)
+            for digit_value, model_key, values in zip(digits, model, zip(*control_columns)):
                 try:
                     requests.append((digit_value, lab.controls(*values), model_key))
                 except LabError as error:
@@ -363,8 +365,9 @@ def build_app(lab: Lab) -> gr.Blocks:
         refresh(demo.load(restore, None, [*digit_outputs, *controls_inputs, model, views], **quiet))
 
         @user_errors
-        def predict(image, rotation_value, scale_value, shift_x_value, shift_y_value, model_key):
-            return lab.predict(image, rotation_value, scale_value, shift_x_value, shift_y_value, model_key)
+        def predict(image, rotation, scale, shift_x, shift_y, model):
+            """The /predict API (its parameter names are these)."""
+            return lab.predict(image, rotation, scale, shift_x, shift_y, model)
 
         api_button.click(predict, [api_image, *api_numbers, api_model], [api_json, api_warped], api_name="predict")
     return demo

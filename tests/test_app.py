@@ -52,7 +52,7 @@ def test_predict_endpoint_returns_theta_probabilities_and_the_warped_image(clien
     from gradio_client import handle_file
 
     path, _ = _digit_file(lab, 0, tmp_path)
-    result, warped = client.predict(handle_file(str(path)), 30, 0.9, 0.1, 0, "", api_name="/predict")
+    result, warped = client.predict(image=handle_file(str(path)), rotation=30, scale=0.9, shift_x=0.1, api_name="/predict")
     assert result["model"] == "RTS · ST-CNN Aff"
     assert len(result["theta"]) == 6 and len(result["st_probs"]) == 10 and len(result["cnn_probs"]) == 10
     assert result["st_label"] == int(np.argmax(result["st_probs"])) and abs(sum(result["cnn_probs"]) - 1) < 1e-4
