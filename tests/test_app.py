@@ -98,8 +98,9 @@ def shipped_client():
 def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, lab, tmp_path):
     """Through /predict, on 40 real test digits from assets/: upright digits are read
     correctly, and turning them by 60 degrees (beyond RTS's +-45) leaves the ST-CNN's answer
-    alone far more often than the plain CNN's. Measured with the shipped RTS pair: upright
-    40/40 for both; at 60 degrees the ST-CNN kept 39/40, the CNN 31/40 (epoch-7 models)."""
+    alone more often than the plain CNN's. Measured with the shipped RTS pair (30 epochs):
+    upright, ST-CNN 40/40 and CNN 39/40 right; at 60 degrees the ST-CNN kept its answer for
+    40/40 digits, the CNN for 35/40."""
     from gradio_client import handle_file
 
     upright_right, st_kept, cnn_kept = 0, 0, 0
@@ -112,7 +113,7 @@ def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, la
         cnn_kept += turned["cnn_label"] == upright["cnn_label"]
     assert upright_right >= 38
     assert st_kept >= 36
-    assert st_kept >= cnn_kept + 4
+    assert st_kept >= cnn_kept + 3
 
 
 def test_live_frame_endpoint_serves_a_sessions_digit(client):
