@@ -5,8 +5,8 @@ to rebuild the model (``architecture``) and what a reader wants to know about it
 canvas size, parameter count, test error per regime, training cost and the command that
 made it, plus the SHA-256 of the weights file, checked at load.
 
->>> model = load("pretrained/rts-st-cnn-affine.safetensors")  # doctest: +SKIP
->>> model.card["regime"], model.canvas_size  # doctest: +SKIP
+>>> model = load("pretrained/rts-st-cnn-affine.safetensors")  # from the repository root
+>>> model.card["regime"], model.canvas_size
 ('RTS', 42)
 """
 
