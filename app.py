@@ -82,7 +82,12 @@ def build_app(lab: Lab) -> gr.Blocks:
                             brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                         )
                     with gr.Tab("Upload"):
-                        upload = gr.Image(label="upload an image", type="filepath", sources=["upload", "clipboard"], height=240)
+                        # gr.File, not gr.Image: our decoder (stn_core.preprocess) reads every
+                        # format and explains every bad file; browsers cannot even show TIFF.
+                        upload = gr.File(
+                            label="upload an image (PNG, JPEG, WebP, GIF, BMP, TIFF)", type="filepath", height=240,
+                            file_types=[".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"],
+                        )
                     with gr.Tab("MNIST sample"):
                         gallery = gr.Gallery(
                             value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(40)],

@@ -127,3 +127,18 @@ def test_live_frame_endpoint_serves_a_sessions_digit(client):
     grid, warped, theta, st, cnn = client.predict(key, *controls, api_name="/frame")
     assert grid.startswith("<svg") and warped.startswith("<img") and "θ (affine)" in theta
     assert st["label"] in [str(d) for d in range(10)] and cnn["label"] in [str(d) for d in range(10)]
+
+
+def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
+    """The Upload tab hands files to our decoder: a truncated PNG gets its own message and a
+    good file becomes the digit."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    path, _ = _digit_file(lab, 2, tmp_path)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(AppError, match="truncated or damaged"):
+        client.predict(handle_file(str(broken)), api_name="/from_upload")
+    picture = client.predict(handle_file(str(path)), api_name="/from_upload")  # states stay on the server
+    assert Image.open(picture).size == (112, 112)  # the normalised digit, shown
