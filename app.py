@@ -195,25 +195,21 @@ def build_app(lab: Lab) -> gr.Blocks:
 
         how_outputs = [how_text, how_input, how_grid, how_warped, how_probs]
 
+        def main_view(frame) -> list:
+            """A frame as ``frame_outputs`` show it."""
+            return [frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs]
+
         def show(digits, model, rotation, scale, shift_x, shift_y, shear, perspective, elastic, clutter, seed):
             """The main view on every slider frame, batched: Gradio hands over the frames of
             concurrent users together (``batch=True``), each argument a list, and they share
             one forward pass. (Parameter names are the /frame API's.)"""
-            requests, rows = [], []
-            control_columns = (rotation, scale, shift_x, shift_y, shear, perspective, elastic, clutter, seed)
-            for digit_value, model_key, values in zip(digits, model, zip(*control_columns)):
-                try:
-                    requests.append((digit_value, lab.controls(*values), model_key))
-                except LabError as error:
-                    requests.append(error)
-            frames = lab.frames([r for r in requests if not isinstance(r, LabError)])
-            answers = iter(frames)
-            for request in requests:
-                frame = request if isinstance(request, LabError) else next(answers)
-                if isinstance(frame, LabError):  # shown in place of θ: a batch cannot raise for one user
-                    rows.append([gr.skip(), gr.skip(), f"**{frame}**", gr.skip(), gr.skip()])
-                else:
-                    rows.append([frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs])
+            sliders = zip(rotation, scale, shift_x, shift_y, shear, perspective, elastic, clutter, seed)
+            frames = lab.frames(list(zip(digits, sliders, model)))
+            rows = [
+                # An error is shown in place of θ: a batch cannot raise for one user.
+                [gr.skip(), gr.skip(), f"**{frame}**", gr.skip(), gr.skip()] if isinstance(frame, LabError) else main_view(frame)
+                for frame in frames
+            ]
             return [list(column) for column in zip(*rows)]
 
         @user_errors
@@ -223,8 +219,7 @@ def build_app(lab: Lab) -> gr.Blocks:
                 return [None, None, "Draw, upload or pick a digit to begin.", None, None, "Pick a digit first.", None, None, None, None]
             frame = lab.frame(digit_value, lab.controls(*control_values), model_key)
             text, canvas = lab.stages(frame)
-            main = [frame.grid_html, frame.warped_html, frame.theta_text, frame.st_probs, frame.cnn_probs]
-            return [*main, text, canvas, frame.grid_html, frame.warped_html, frame.st_probs]
+            return [*main_view(frame), text, canvas, frame.grid_html, frame.warped_html, frame.st_probs]
 
         @user_errors
         def sweep(digit_value, true_label, model_key, *control_values):
@@ -252,7 +247,7 @@ def build_app(lab: Lab) -> gr.Blocks:
             refresh(slider.release(**full))
         for switch in (clutter, seed):
             refresh(switch.input(**full))
-        refresh(model.input(lambda: None, None, None, **quiet))
+        refresh(model.input(lambda: None, None, None, **quiet))  # a new model: every view catches up
 
         @user_errors
         def set_digit(new_digit, new_label=None, index=None):

@@ -52,6 +52,20 @@ class Frame:
     cnn_label: int | None
 
 
+SHEET_TILE = 84
+
+
+def _contact_sheet(inputs, outputs) -> Image.Image:
+    """16 inputs above their outputs, 8 per row: rows 1 and 3 the inputs, 2 and 4 the outputs."""
+    tile = SHEET_TILE
+    sheet = Image.new("RGB", (tile * 8, tile * 4), (40, 40, 40))
+    for i, (above, below) in enumerate(zip(inputs, outputs)):
+        row, col = 2 * (i // 8), i % 8
+        sheet.paste(to_picture(above, tile - 4), (col * tile + 2, row * tile + 2))
+        sheet.paste(to_picture(below, tile - 4), (col * tile + 2, (row + 1) * tile + 2))
+    return sheet
+
+
 def _probs(values: np.ndarray | None) -> dict[str, float] | None:
     return None if values is None else {str(digit): float(p) for digit, p in enumerate(values)}
 
@@ -128,8 +142,9 @@ class Lab:
 
     def frames(self, requests: list[tuple]) -> list[Frame | LabError]:
         """Many ``(digit, controls, key)`` requests, one forward pass per model: the frames
-        of concurrent users are computed together. A bad request gets its :class:`LabError`
-        in its place and leaves the others alone."""
+        of concurrent users are computed together. ``controls`` is a :class:`Controls` or the
+        sliders' raw values. A bad request gets its :class:`LabError` in its place and leaves
+        the others alone."""
         answers: list[Frame | LabError | None] = [None] * len(requests)
         by_model: dict[str, list[int]] = {}
         checked = []
@@ -138,10 +153,13 @@ class Lab:
                 if digit is None:
                     raise LabError("no digit yet: draw one, upload one or pick a sample")
                 key = self.model_key(key)
-                try:
-                    controls = controls.checked()
-                except ValueError as error:
-                    raise LabError(str(error)) from None
+                if isinstance(controls, Controls):
+                    try:
+                        controls = controls.checked()
+                    except ValueError as error:
+                        raise LabError(str(error)) from None
+                else:  # the sliders' raw values, in the order of :meth:`controls`
+                    controls = self.controls(*controls)
             except LabError as error:
                 answers[index] = error
                 checked.append(None)
@@ -301,12 +319,7 @@ class Lab:
             results, labels = self.service.batch(regime, key, int(seed))
         except ValueError as error:
             raise LabError(str(error)) from None
-        tile = 84
-        sheet = Image.new("RGB", (tile * 8, tile * 4), (40, 40, 40))
-        for i, result in enumerate(results):
-            row, col = 2 * (i // 8), i % 8
-            sheet.paste(to_picture(result.canvas, tile - 4), (col * tile + 2, row * tile + 2))
-            sheet.paste(to_picture(result.warped, tile - 4), (col * tile + 2, (row + 1) * tile + 2))
+        sheet = _contact_sheet([r.canvas for r in results], [r.warped for r in results])
         st_right = sum(int(r.st_probs.argmax()) == y for r, y in zip(results, labels))
         cells = []
         for result, truth in zip(results, labels):
@@ -343,12 +356,7 @@ class Lab:
         steps = lapse["steps"]
         position = int(min(max(int(position), 0), len(steps) - 1))
         warped, canvases, theta = lapse["warped"][position], lapse["canvases"], lapse["theta"][position]
-        tile = 84
-        sheet = Image.new("RGB", (tile * 8, tile * 4), (40, 40, 40))
-        for i in range(16):
-            row, col = 2 * (i // 8), i % 8
-            sheet.paste(to_picture(canvases[i] / 255.0, tile - 4), (col * tile + 2, row * tile + 2))
-            sheet.paste(to_picture(warped[i] / 255.0, tile - 4), (col * tile + 2, (row + 1) * tile + 2))
+        sheet = _contact_sheet(canvases / 255.0, warped / 255.0)
         rotation = np.abs(decompose_affine(torch.as_tensor(theta, dtype=torch.float64).reshape(-1, 2, 3)).rotation.numpy())
         step = int(steps[position])
         text = (

@@ -150,3 +150,10 @@ def test_batched_frames_equal_one_by_one_and_isolate_bad_requests(lab):
         assert frame.theta == pytest.approx(alone.theta, abs=1e-5)
         assert frame.st_probs == pytest.approx(alone.st_probs, abs=1e-5)
         assert np.allclose(frame.warped, alone.warped, atol=1e-5)
+
+
+def test_frames_take_raw_slider_values_too(lab):
+    digit, _ = lab.sample_digit(8)
+    raw, bad = lab.frames([(digit, (25, 0.9, 0, 0, 0, 0, 0, False, 0), None), (digit, ("left", 1, 0, 0, 0, 0, 0, False, 0), None)])
+    assert raw.theta == pytest.approx(lab.frame(digit, Controls(rotation=25.0, scale=0.9), None).theta, abs=1e-6)
+    assert isinstance(bad, LabError) and "rotation must be a number" in str(bad)
