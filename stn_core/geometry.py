@@ -342,7 +342,7 @@ def decompose_affine(theta: Tensor) -> AffineParts:
     """Inverse of :func:`affine_theta`: read rotation, scales, shear and shift off ``theta``.
 
     Copes with any matrix: a reflection gives a negative ``scale_y``; a singular one gives a
-    zero scale (and zero shear when ``scale_y`` is zero).
+    zero scale (and zero shear when ``scale_y`` is zero or too small to divide by).
 
     >>> parts = decompose_affine(affine_theta(rotation=30.0, scale_x=0.5, shear=0.2))
     >>> [round(float(v), 4) for v in parts]
@@ -357,8 +357,10 @@ def decompose_affine(theta: Tensor) -> AffineParts:
     # R(-rotation) @ A is upper triangular: [[scale_x, shear * scale_y], [0, scale_y]].
     scale_y = sin * b + cos * d
     upper = cos * b - sin * d
-    safe = torch.where(scale_y == 0, torch.ones_like(scale_y), scale_y)
-    shear = torch.where(scale_y == 0, torch.zeros_like(upper), upper / safe)
+    # Divide unless the quotient would overflow (scale_y zero or subnormal): then shear 0.
+    # A large finite shear still rebuilds a rank-one theta exactly.
+    singular = upper.abs() >= scale_y.abs() * (torch.finfo(scale_y.dtype).max / 4)
+    shear = torch.where(singular, torch.zeros_like(upper), upper / torch.where(singular, torch.ones_like(scale_y), scale_y))
     return AffineParts(torch.rad2deg(radians), scale_x, scale_y, shear, tx, ty)
 
 

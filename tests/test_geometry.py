@@ -1,8 +1,12 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from stn_core.geometry import (
     Affine,
@@ -168,3 +172,63 @@ def test_sampler_padding_is_background():
     warped = sample(image, Affine().grid(zoomed_out, 8))
     assert warped[0, 0, 0, 0] == 0 and warped[0, 0, 4, 4] == 1
     assert math.isclose(float(sample(image, Affine().grid(zoomed_out, 8), padding_mode="border").min()), 1.0)
+
+
+# -- properties (hypothesis): any finite parameters in range give a finite warp in [0, 1] ---------
+
+finite = dict(allow_nan=False, allow_infinity=False, width=32)
+images = hnp.arrays(np.float32, (1, 1, 12, 12), elements=st.floats(0, 1, width=32))
+
+
+def _warp_is_an_image(family, params, image):
+    grid = family.grid(params.reshape(1, -1), 12)
+    warped = sample(torch.from_numpy(image), grid)
+    assert grid.shape == (1, 12, 12, 2) and torch.isfinite(grid).all()
+    assert warped.shape == (1, 1, 12, 12) and torch.isfinite(warped).all()
+    # Bilinear weights are convex and padding is 0: the warp stays in [0, 1].
+    assert warped.min() >= 0 and warped.max() <= 1 + 1e-6
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rotation=st.floats(-180, 180, **finite),
+    scale_x=st.floats(-3, 3, **finite),
+    scale_y=st.floats(-3, 3, **finite),
+    shear=st.floats(-1, 1, **finite),
+    shift=st.tuples(st.floats(-2, 2, **finite), st.floats(-2, 2, **finite)),
+    image=images,
+)
+def test_any_affine_parts_give_a_finite_image(rotation, scale_x, scale_y, shear, shift, image):
+    theta = affine_theta(rotation, scale_x, scale_y, shear, *shift)
+    _warp_is_an_image(Affine(), theta, image)
+
+
+@settings(max_examples=100, deadline=None)
+@given(offsets=hnp.arrays(np.float64, 8, elements=st.floats(-0.4, 0.4)), image=images)
+def test_any_moved_corners_give_a_finite_projective_image(offsets, image):
+    """Corners moved by up to 0.4 (the app's strongest perspective is ~0.4 at 1 sigma)."""
+    corners = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]])
+    homography = homography_from_points(corners, corners + torch.from_numpy(offsets).float().view(1, 4, 2))
+    _warp_is_an_image(Projective(), homography, image)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), image=images)
+def test_any_moved_control_points_give_a_finite_tps_image(data, image):
+    family = ThinPlateSpline(4)
+    offsets = data.draw(hnp.arrays(np.float64, family.num_params, elements=st.floats(-0.5, 0.5)))
+    _warp_is_an_image(family, family.identity() + torch.from_numpy(offsets).float(), image)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hnp.arrays(np.float64, (2, 3), elements=st.floats(-10, 10, allow_nan=False, allow_infinity=False)))
+def test_decompose_affine_reads_any_matrix(matrix):
+    """Singular and reflecting matrices included: the parts are finite, and rebuild the
+    matrix whenever the matrix is invertible."""
+    theta = torch.from_numpy(matrix)
+    parts = decompose_affine(theta)
+    assert all(torch.isfinite(p) for p in parts)
+    determinant = matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]
+    if abs(determinant) > 1e-6:
+        assert torch.allclose(affine_theta(*parts), theta, atol=1e-6 * max(1.0, float(np.abs(matrix).max()) ** 2))
+

@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stn_core.distortions import Distortion, distort
 from stn_core.inference import CONTROL_RANGES, Controls, InferenceService
@@ -88,3 +90,22 @@ def test_device_comes_from_the_environment(model_dir, monkeypatch):
     monkeypatch.setenv("STN_DEVICE", "cpu")
     assert InferenceService(model_dir).device == torch.device("cpu")
     assert np.isfinite(InferenceService(model_dir).predict(np.zeros((28, 28), np.float32), Controls(), "E · ST-CNN TPS").st_probs).all()
+
+
+number = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.fixed_dictionaries({name: number for name in ("rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic")}),
+    clutter=st.booleans(),
+    seed=st.integers(-(2**40), 2**40),
+    canvas_size=st.sampled_from([28, 42, 60]),
+)
+def test_any_finite_controls_give_a_canvas_in_range(lab, values, clutter, seed, canvas_size):
+    """Whatever finite numbers arrive (clamped to the ranges first), the canvas is finite,
+    in [0, 1] and of the right shape."""
+    controls = Controls(**values, clutter=clutter, seed=seed).checked()
+    canvas = lab.service.distort(lab.service.sample_images[:1], [controls], canvas_size)
+    assert canvas.shape == (1, 1, canvas_size, canvas_size)
+    assert torch.isfinite(canvas).all() and canvas.min() >= 0 and canvas.max() <= 1
