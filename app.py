@@ -9,6 +9,7 @@ Importing this module builds nothing and loads nothing; :func:`build_app` does.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import random
 
@@ -60,13 +61,26 @@ def user_errors(handler):
     return wrapped
 
 
+class LabBlocks(gr.Blocks):
+    """``gr.Blocks`` whose API names the arguments a call left out. (Gradio's own message
+    for this is an internal error, which users never see: they would get a bare "Error".)"""
+
+    def validate_inputs(self, block_fn, inputs):
+        if len(inputs) < len(block_fn.inputs):
+            names = inspect.signature(block_fn.fn).parameters
+            api_names = [name for name, block in zip(names, block_fn.inputs) if not block.stateful]
+            missing = ", ".join(api_names[len(inputs):]) or "a session value"
+            raise gr.Error(f"/{block_fn.api_name} takes {len(api_names)} arguments ({', '.join(api_names)}); missing: {missing}", print_exception=False)
+        super().validate_inputs(block_fn, inputs)
+
+
 def build_app(lab: Lab) -> gr.Blocks:
     """The whole STN Lab page over ``lab``."""
     choices = list(lab.service.choices)
     default_model = lab.service.default_key()
     steps = lab.timelapse_steps()
 
-    with gr.Blocks(title="STN Lab", delete_cache=(600, 1800)) as demo:
+    with LabBlocks(title="STN Lab", delete_cache=(600, 1800)) as demo:
         digit = gr.State(None)  # (28, 28) float array in [0, 1]
         label = gr.State(None)  # the true class when the digit is an MNIST sample
         sample_index = gr.State(None)
@@ -230,8 +244,8 @@ def build_app(lab: Lab) -> gr.Blocks:
         quiet = dict(show_progress="hidden", api_visibility="undocumented")
         live = dict(
             fn=show, inputs=[digit, model, *controls_inputs], outputs=frame_outputs, trigger_mode="always_last",
-            batch=True, max_batch_size=MAX_BATCH, **quiet,
-        )
+            batch=True, max_batch_size=MAX_BATCH, preprocess=False, **quiet,
+        )  # preprocess=False: raw values reach Lab.frames, which clamps or names each bad one
         full = dict(fn=show_all, inputs=[digit, model, *controls_inputs], outputs=[*frame_outputs, *how_outputs], trigger_mode="always_last", **quiet)
         sweep_event = dict(fn=sweep, inputs=[digit, label, model, *controls_inputs], outputs=sweep_plot, trigger_mode="always_last", api_visibility="undocumented")
 

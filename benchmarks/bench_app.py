@@ -145,7 +145,8 @@ class Caller:
         body = {"data": data}
         if session_hash:
             body["session_hash"] = session_hash
-        response = self.http.post(f"{self.base}/gradio_api/call/{api_name}", json=body)
+        # json.dumps, unlike httpx's json=, writes NaN and Infinity as Python scripts do.
+        response = self.http.post(f"{self.base}/gradio_api/call/{api_name}", content=json.dumps(body), headers={"content-type": "application/json"})
         response.raise_for_status()
         event_id = response.json()["event_id"]
         event = None

@@ -121,6 +121,8 @@ class Lab:
         if not np.isfinite(values["seed"]):
             raise LabError(f"seed must be a whole number in [0, {CONTROL_RANGES['seed'][1]}], got {seed!r}")
         values["seed"] = int(min(max(values["seed"], 0), CONTROL_RANGES["seed"][1]))
+        if clutter not in (True, False, None):  # 0 and 1 compare equal to False and True
+            raise LabError(f"clutter must be true or false, got {clutter!r}")
         try:
             return Controls(**values, clutter=bool(clutter)).checked()
         except ValueError as error:

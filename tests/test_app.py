@@ -1,6 +1,8 @@
 """The app module and its public API, through a real server on a free local port."""
 
+import functools
 import importlib
+import math
 import socket
 import sys
 
@@ -142,3 +144,68 @@ def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
         client.predict(handle_file(str(broken)), api_name="/from_upload")
     picture = client.predict(handle_file(str(path)), api_name="/from_upload")  # states stay on the server
     assert Image.open(picture).size == (112, 112)  # the normalised digit, shown
+
+
+
+@pytest.fixture(scope="module")
+def raw(served):
+    """Plain HTTP on Gradio's documented API, as a script that bypasses the sliders calls it:
+    ``raw(api_name, data)`` in one session whose digit is sample 3."""
+    from benchmarks.bench_app import Caller
+
+    caller = Caller(served)
+    caller.call("from_sample", [3], session_hash="raw-session")
+    call = functools.partial(caller.call, session_hash="raw-session")
+    call.upload = caller.upload
+    yield call
+    caller.close()
+
+
+FRAME = ["RTS · ST-CNN Aff", 30, 0.9, 0.1, 0, 0, 0, 0, False, 0]
+FRAME_NAMES = ["model", "rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "clutter", "seed"]
+BAD_VALUES = [math.nan, math.inf, -math.inf, "abc", None, [1], {"a": 1}]
+BAD_IDS = ["nan", "inf", "-inf", "str", "null", "list", "dict"]
+
+
+@pytest.mark.parametrize("name", FRAME_NAMES[1:8] + ["seed"])
+@pytest.mark.parametrize("bad", BAD_VALUES, ids=BAD_IDS)
+def test_frame_api_names_a_bad_number(raw, name, bad):
+    """Every numeric parameter of the live /frame endpoint, sent NaN, +-inf or a wrong type
+    as raw JSON: the answer names the parameter and its range; the pictures stay as they were."""
+    data = list(FRAME)
+    data[FRAME_NAMES.index(name)] = bad
+    grid, warped, theta, st, cnn = raw("frame", data)
+    assert theta.startswith(f"**{name} must be a ") and " in [" in theta
+    assert grid.get("__type__") == "update" and warped.get("__type__") == "update"
+
+
+def test_frame_api_clamps_out_of_range_numbers_and_names_other_bad_values(raw):
+    clamped = raw("frame", ["RTS · ST-CNN Aff", 720, 99, -5, 5, 3, 9, 9, False, -4])
+    at_bounds = raw("frame", ["RTS · ST-CNN Aff", 180, 2, -1, 1, 1, 2, 3, False, 0])
+    assert clamped[2] == at_bounds[2] and "θ (affine)" in clamped[2]
+    assert "unknown model 'resnet'; available: " in raw("frame", ["resnet", *FRAME[1:]])[2]
+    assert "clutter must be true or false, got 'yes'" in raw("frame", [*FRAME[:8], "yes", 0])[2]
+
+
+@pytest.mark.parametrize(
+    "api_name, data, missing",
+    [
+        ("frame", FRAME[:3], "shift_x, shift_y, shear, perspective, elastic, clutter, seed"),
+        ("frame", FRAME[:1], "rotation, scale, shift_x"),
+        ("predict", [None, 0], "scale, shift_x, shift_y, model"),
+    ],
+)
+def test_missing_arguments_are_named(raw, api_name, data, missing):
+    with pytest.raises(RuntimeError, match=f"/{api_name} takes .*; missing: {missing}"):
+        raw(api_name, data)
+
+
+@pytest.mark.parametrize("name", ["rotation", "scale", "shift_x", "shift_y"])
+@pytest.mark.parametrize("bad", BAD_VALUES, ids=BAD_IDS)
+def test_predict_api_names_a_bad_number(raw, lab, tmp_path, name, bad):
+    path, _ = _digit_file(lab, 4, tmp_path)
+    image = {"path": raw.upload("digit.png", path.read_bytes()), "meta": {"_type": "gradio.FileData"}}
+    data = [image, 0, 1, 0, 0, ""]
+    data[["rotation", "scale", "shift_x", "shift_y"].index(name) + 1] = bad
+    with pytest.raises(RuntimeError, match=rf"{name} must be a (finite )?number in \["):
+        raw("predict", data)
