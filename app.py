@@ -21,6 +21,9 @@ from stn_core.lab import THETA_DEFAULTS, Lab, LabError
 MAX_FILE_SIZE = "10mb"
 MAX_BATCH = 16  # concurrent slider frames served by one forward pass
 QUEUE_SIZE, CONCURRENCY = 256, 4
+# Uploads and output pictures older than 30 min are deleted, checked every 10 min, so the
+# temp folder holds at most ~30 min of traffic.
+DELETE_CACHE = (600, 1800)
 INTRO = """# STN Lab — see a Spatial Transformer Network work
 Draw a digit, upload one or pick a real MNIST digit, then **drag the sliders** to rotate, scale,
 shift or bend it. The localisation net predicts **θ**, the grid generator turns θ into the
@@ -74,13 +77,13 @@ class LabBlocks(gr.Blocks):
         super().validate_inputs(block_fn, inputs)
 
 
-def build_app(lab: Lab) -> gr.Blocks:
-    """The whole STN Lab page over ``lab``."""
+def build_app(lab: Lab, delete_cache: tuple[int, int] = DELETE_CACHE) -> gr.Blocks:
+    """The whole STN Lab page over ``lab``; ``delete_cache`` is Gradio's (every, older than) seconds."""
     choices = list(lab.service.choices)
     default_model = lab.service.default_key()
     steps = lab.timelapse_steps()
 
-    with LabBlocks(title="STN Lab", delete_cache=(600, 1800)) as demo:
+    with LabBlocks(title="STN Lab", delete_cache=delete_cache) as demo:
         digit = gr.State(None)  # (28, 28) float array in [0, 1]
         label = gr.State(None)  # the true class when the digit is an MNIST sample
         sample_index = gr.State(None)
@@ -387,9 +390,10 @@ def build_app(lab: Lab) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, **options):
+def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY, **options):
     """Queue and serve ``demo`` as STN Lab runs: bounded queue (overload gets a "busy"
-    answer, not a crash), a few handlers at once, uploads capped before decoding."""
+    answer, not a crash), ``concurrency`` handlers at once per event, uploads capped before
+    decoding. ``options`` go to ``Blocks.launch``."""
     settings = dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -397,7 +401,7 @@ def launch(demo: gr.Blocks, **options):
         css=CSS,
         theme=gr.themes.Soft(),
     )
-    return demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY).launch(**{**settings, **options})
+    return demo.queue(max_size=queue_size, default_concurrency_limit=concurrency).launch(**{**settings, **options})
 
 
 def main() -> None:
