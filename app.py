@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import random
+import threading
+import time
 
 import gradio as gr
 
@@ -22,8 +25,9 @@ MAX_FILE_SIZE = "10mb"
 MAX_BATCH = 16  # concurrent slider frames served by one forward pass
 QUEUE_SIZE, CONCURRENCY = 256, 4
 # Uploads and output pictures older than 30 min are deleted, checked every 10 min, so the
-# temp folder holds at most ~30 min of traffic.
+# temp folder holds at most ~40 min of traffic.
 DELETE_CACHE = (600, 1800)
+log = logging.getLogger("stn_lab")
 INTRO = """# STN Lab — see a Spatial Transformer Network work
 Draw a digit, upload one or pick a real MNIST digit, then **drag the sliders** to rotate, scale,
 shift or bend it. The localisation net predicts **θ**, the grid generator turns θ into the
@@ -76,14 +80,36 @@ class LabBlocks(gr.Blocks):
             raise gr.Error(f"/{block_fn.api_name} takes {len(api_names)} arguments ({', '.join(api_names)}); missing: {missing}", print_exception=False)
         super().validate_inputs(block_fn, inputs)
 
+    def delete_old_files(self, age: float) -> int:
+        """Delete the uploads and output files of this app older than ``age`` seconds (and
+        their folders); returns how many. Replaces Gradio's ``delete_cache`` task, which
+        iterates these sets while handlers add to them: under load it dies with "Set changed
+        size during iteration" and nothing is deleted again (seen with gradio 6.31)."""
+        keep = set().union(*(getattr(block, "keep_in_cache", set()) for block in self.blocks.values()))
+        deleted, now = 0, time.time()
+        for temp_set in list(self.temp_file_sets):
+            for path in list(temp_set):  # a snapshot, taken in one step under the GIL
+                if path in keep:
+                    continue
+                try:
+                    if now - os.lstat(path).st_ctime <= age:
+                        continue
+                    os.remove(path)
+                    deleted += 1
+                    os.rmdir(os.path.dirname(path))  # Gradio keeps each file in a folder of its own
+                except OSError:  # gone already, or a folder still holding other files
+                    pass
+                temp_set.discard(path)
+        return deleted
 
-def build_app(lab: Lab, delete_cache: tuple[int, int] = DELETE_CACHE) -> gr.Blocks:
-    """The whole STN Lab page over ``lab``; ``delete_cache`` is Gradio's (every, older than) seconds."""
+
+def build_app(lab: Lab) -> gr.Blocks:
+    """The whole STN Lab page over ``lab``."""
     choices = list(lab.service.choices)
     default_model = lab.service.default_key()
     steps = lab.timelapse_steps()
 
-    with LabBlocks(title="STN Lab", delete_cache=delete_cache) as demo:
+    with LabBlocks(title="STN Lab") as demo:
         digit = gr.State(None)  # (28, 28) float array in [0, 1]
         label = gr.State(None)  # the true class when the digit is an MNIST sample
         sample_index = gr.State(None)
@@ -294,7 +320,9 @@ def build_app(lab: Lab, delete_cache: tuple[int, int] = DELETE_CACHE) -> gr.Bloc
         digit_outputs = [digit, label, sample_index, digit_view]
         # .change, not .input: Gradio 6.31 sends the first stroke's .input without a composite.
         refresh(sketch.change(user_errors(from_sketch), sketch, digit_outputs, trigger_mode="always_last", **quiet))
-        refresh(upload.change(user_errors(from_upload), upload, digit_outputs, **quiet))
+        # preprocess=False here and on /predict: gr.File's preprocess leaves an empty temp file
+        # behind per call (gradio 6.31); the raw payload's path is already in Gradio's cache.
+        refresh(upload.change(user_errors(from_upload), upload, digit_outputs, preprocess=False, **quiet))
         refresh(gallery.select(from_gallery, None, digit_outputs, **quiet))
         refresh(pick.submit(from_sample, pick, digit_outputs, **quiet))
         refresh(random_pick.click(from_random, None, digit_outputs, **quiet))
@@ -386,14 +414,26 @@ def build_app(lab: Lab, delete_cache: tuple[int, int] = DELETE_CACHE) -> gr.Bloc
             """The /predict API (its parameter names are these)."""
             return lab.predict(image, rotation, scale, shift_x, shift_y, model)
 
-        api_button.click(predict, [api_image, *api_numbers, api_model], [api_json, api_warped], api_name="predict")
+        api_button.click(predict, [api_image, *api_numbers, api_model], [api_json, api_warped], api_name="predict", preprocess=False)
     return demo
 
 
-def launch(demo: gr.Blocks, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY, **options):
+def launch(demo: LabBlocks, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY, delete_cache: tuple[float, float] = DELETE_CACHE, **options):
     """Queue and serve ``demo`` as STN Lab runs: bounded queue (overload gets a "busy"
     answer, not a crash), ``concurrency`` handlers at once per event, uploads capped before
-    decoding. ``options`` go to ``Blocks.launch``."""
+    decoding, temp files older than ``delete_cache[1]`` s deleted every ``delete_cache[0]`` s.
+    ``options`` go to ``Blocks.launch``."""
+    every, age = delete_cache
+
+    def delete_old_files():
+        while True:
+            time.sleep(every)
+            try:
+                demo.delete_old_files(age)
+            except Exception:  # never let a cleaning error stop the cleaning
+                log.exception("deleting old temp files failed")
+
+    threading.Thread(target=delete_old_files, name="stn-delete-old-files", daemon=True).start()
     settings = dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

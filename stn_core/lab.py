@@ -79,10 +79,13 @@ class Lab:
     # -- inputs ---------------------------------------------------------------------------
 
     def digit_from_image(self, image) -> np.ndarray:
-        """A drawn or uploaded image (array, path, bytes or PIL) -> normalised ``(28, 28)`` digit."""
+        """A drawn or uploaded image (array, path, bytes, PIL, a Gradio file payload
+        ``{"path": ...}`` or a sketchpad value) -> normalised ``(28, 28)`` digit."""
         if image is None:
             raise LabError("no image: draw a digit, upload one or pick a sample")
-        if isinstance(image, dict):  # a sketchpad's value: the composite of its layers
+        if isinstance(image, dict) and "path" in image:  # an upload, already in Gradio's cache
+            image = image["path"]
+        elif isinstance(image, dict):  # a sketchpad's value: the composite of its layers
             image = image.get("composite")
             if image is None:
                 raise LabError("no digit found: the sketch is empty")

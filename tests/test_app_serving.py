@@ -2,6 +2,7 @@
 the file route and internal errors. Real servers on free local ports, plain HTTP."""
 
 import os
+import threading
 import time
 
 import httpx
@@ -14,9 +15,9 @@ from benchmarks.bench_lecture import lecture
 def _serve(lab, delete_cache=(600, 1800), **queue):
     import app
 
-    demo = app.build_app(lab, delete_cache=delete_cache)
+    demo = app.build_app(lab)
     port = _free_port()
-    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **queue)
+    app.launch(demo, delete_cache=delete_cache, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **queue)
     return demo, f"http://127.0.0.1:{port}"
 
 
@@ -57,21 +58,29 @@ def test_a_full_queue_answers_busy_and_the_app_recovers(lab):
         demo.close()
 
 
-def test_uploads_and_output_pictures_are_deleted(served, lab, tmp_path):
+def test_uploads_and_output_pictures_are_deleted_under_load(served, lab, tmp_path):
+    """Uploads, /predict's pictures and the batch view's picture disappear, folders too,
+    while other clients keep the app busy (Gradio's own delete_cache task stops then)."""
     from PIL import Image
 
     digit, _ = lab.sample_digit(0)
     path = tmp_path / "digit.png"
     Image.fromarray((digit * 255).astype("uint8")).save(path)
+    busy = threading.Thread(target=lecture, args=(served, lab.service.default_key(), 8, 4.0))
+    busy.start()
     caller = Caller(served)
-    uploaded = caller.upload("digit.png", path.read_bytes())
-    picture = caller.call("batch", ["RTS"])[0]["path"]
+    made = []
+    for _ in range(10):
+        upload = {"path": caller.upload("digit.png", path.read_bytes()), "meta": {"_type": "gradio.FileData"}}
+        made += [upload["path"], caller.call("predict", [upload, 30, 1, 0, 0, ""])[1]["path"], caller.call("batch", ["RTS"])[0]["path"]]
+        time.sleep(0.3)
     caller.close()
-    assert os.path.exists(uploaded) and os.path.exists(picture)
+    busy.join()
     deadline = time.monotonic() + 10
-    while (os.path.exists(uploaded) or os.path.exists(picture)) and time.monotonic() < deadline:
+    while any(os.path.exists(p) for p in made) and time.monotonic() < deadline:
         time.sleep(0.25)
-    assert not os.path.exists(uploaded) and not os.path.exists(picture)
+    assert not [p for p in made if os.path.exists(p)]
+    assert not [p for p in made if os.path.exists(os.path.dirname(p))]
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
