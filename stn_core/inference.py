@@ -5,6 +5,10 @@ through distortion -> ST-CNN and CNN, one at a time or as a batch.
   ``NAME.safetensors`` with its card ``NAME.json``); a file whose SHA-256 does not match its card is refused and logged.
 * The device is ``$STN_DEVICE`` if set, else ``cuda`` when available, else ``cpu``; models
   move there once, and every forward pass runs under ``torch.inference_mode()``.
+* On a Hugging Face ZeroGPU Space (the ``spaces`` package importable) a GPU is lent per
+  call of a function decorated with ``@spaces.GPU``, and a call waits for one: the live
+  slider path stays on the CPU, and the heavy batched passes (invariance sweep, batch view)
+  go through ``spaces.GPU``. Without ``spaces`` nothing changes.
 * The app's controls (:class:`Controls`) are turned into the library's own
   :class:`~stn_core.distortions.Distortion`, so a slider drives exactly the functions the
   training regimes use.
@@ -12,6 +16,7 @@ through distortion -> ST-CNN and CNN, one at a time or as a batch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -144,11 +149,22 @@ class Result:
     cnn_probs: np.ndarray | None  # (10,), None without a CNN baseline
 
 
-def _pick_device() -> torch.device:
+def _pick_device(zero_gpu) -> torch.device:
     wanted = os.environ.get("STN_DEVICE")
     if wanted:
         return torch.device(wanted)
+    if zero_gpu is not None:  # CUDA only exists inside @spaces.GPU calls
+        return torch.device("cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _zero_gpu_decorator():
+    """``spaces.GPU`` where the ``spaces`` package exists (Hugging Face Spaces), else ``None``."""
+    try:
+        import spaces
+    except ImportError:
+        return None
+    return spaces.GPU
 
 
 class InferenceService:
@@ -160,7 +176,10 @@ class InferenceService:
     """
 
     def __init__(self, model_dir=PRETRAINED_DIR, device=None):
-        self.device = torch.device(device) if device else _pick_device()
+        zero_gpu = _zero_gpu_decorator()
+        self.device = torch.device(device) if device else _pick_device(zero_gpu)
+        # The heavy batched passes: on ZeroGPU, each call borrows the GPU.
+        self.run_heavy = zero_gpu(self._run_on_lent_gpu) if zero_gpu is not None else self.run
         models = {}
         for weights in sorted(Path(model_dir).glob("*.safetensors")):
             try:
@@ -197,13 +216,19 @@ class InferenceService:
         return distort(digits.to(self.device), batch, pool=self._pool)
 
     @torch.inference_mode()
-    def run(self, canvases: torch.Tensor, key: str) -> list[Result]:
-        """Both models of ``key`` on a batch of ``(N, 1, S, S)`` canvases."""
+    def run(self, canvases: torch.Tensor, key: str, device: torch.device | None = None) -> list[Result]:
+        """Both models of ``key`` on a batch of ``(N, 1, S, S)`` canvases, on the service's
+        device, or on copies of the models on ``device``."""
         choice = self.choice(key)
-        canvases = canvases.to(self.device)
-        details = choice.st.forward_details(canvases)
+        st, cnn = choice.st, choice.cnn
+        if device is not None and torch.device(device) != self.device:
+            # Copies: the live path keeps using the originals meanwhile (~1 MB each).
+            st = copy.deepcopy(st).to(device)
+            cnn = copy.deepcopy(cnn).to(device) if cnn is not None else None
+        canvases = canvases.to(device or self.device)
+        details = st.forward_details(canvases)
         st_probs = details.logits.softmax(1).cpu().numpy()
-        cnn_probs = choice.cnn(canvases).softmax(1).cpu().numpy() if choice.cnn is not None else None
+        cnn_probs = cnn(canvases).softmax(1).cpu().numpy() if cnn is not None else None
         canvases_np = canvases[:, 0].cpu().numpy()
         warped_np = details.warped[:, 0].cpu().numpy()
         theta = details.theta.cpu()
@@ -211,6 +236,10 @@ class InferenceService:
             Result(canvases_np[i], theta[i], warped_np[i], st_probs[i], None if cnn_probs is None else cnn_probs[i])
             for i in range(canvases.shape[0])
         ]
+
+    def _run_on_lent_gpu(self, canvases: torch.Tensor, key: str) -> list[Result]:
+        """:meth:`run` inside a ``@spaces.GPU`` call: on the lent GPU when there is one."""
+        return self.run(canvases, key, torch.device("cuda") if torch.cuda.is_available() else None)
 
     def predict(self, digit: np.ndarray, controls: Controls, key: str) -> Result:
         """One ``(28, 28)`` digit in [0, 1], distorted by ``controls``, through model ``key``."""
@@ -240,7 +269,7 @@ class InferenceService:
         choice = self.choice(key)
         settings = [replace(controls, **{name: float(v)}) for v in values]
         digits = torch.as_tensor(np.asarray(digit, dtype=np.float32)).reshape(1, 1, 28, 28).expand(len(settings), -1, -1, -1)
-        results = self.run(self.distort(digits, settings, choice.canvas_size), key)
+        results = self.run_heavy(self.distort(digits, settings, choice.canvas_size), key)
         cnn = None if choice.cnn is None else [float(r.cnn_probs[label]) for r in results]
         return {"values": [float(v) for v in values], "st": [float(r.st_probs[label]) for r in results], "cnn": cnn}
 
@@ -257,7 +286,7 @@ class InferenceService:
         index = torch.randperm(self.sample_images.shape[0], generator=generator)[:count]
         distortion = draw_distortion(regime, count, generator, pool_size=self._pool.shape[0])
         canvases = distort(self.sample_images[index].to(self.device), distortion, pool=self._pool)
-        return self.run(canvases, key), self.sample_labels[index].tolist()
+        return self.run_heavy(canvases, key), self.sample_labels[index].tolist()
 
 
 def _concatenate(parts: list[Distortion]) -> Distortion:

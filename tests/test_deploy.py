@@ -71,3 +71,25 @@ def test_ci_runs_the_readme_test_command():
     command = "pip install -r requirements-dev.txt && python -m pytest"
     assert command in README
     assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_app_starts_and_serves_with_the_network_off():
+    """``python app.py`` in a process that cannot connect beyond loopback: the page, the
+    shipped models and the time-lapse load from the repository. (Its start-up time is
+    measured by benchmarks/bench_startup.py, not here.)"""
+    import httpx
+
+    from benchmarks.bench_startup import offline_env, start_app
+
+    env = offline_env()
+    probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=1)"], env=env, capture_output=True, text=True)
+    assert "network disabled for this test" in probe.stderr  # the guard works
+    process, url, _ = start_app(env)
+    try:
+        page = httpx.get(url, timeout=10).text
+        assert "STN Lab" in page
+        config = httpx.get(url + "config", timeout=10).json()
+        assert "RTS · ST-CNN Aff" in str(config)  # the shipped models were loaded
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

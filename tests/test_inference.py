@@ -109,3 +109,32 @@ def test_any_finite_controls_give_a_canvas_in_range(lab, values, clutter, seed, 
     canvas = lab.service.distort(lab.service.sample_images[:1], [controls], canvas_size)
     assert canvas.shape == (1, 1, canvas_size, canvas_size)
     assert torch.isfinite(canvas).all() and canvas.min() >= 0 and canvas.max() <= 1
+
+
+def test_zero_gpu_lends_the_gpu_to_the_heavy_passes_only(model_dir, monkeypatch):
+    """With a ``spaces`` package (a ZeroGPU Space), the sweep and the batch view go through
+    ``spaces.GPU`` and the live path does not; the answers are the same as without it."""
+    import sys
+    import types
+
+    plain = InferenceService(model_dir, device="cpu")
+    calls = []
+
+    def gpu(fn):
+        def lent(*args, **kwargs):
+            calls.append(fn.__name__)
+            return fn(*args, **kwargs)
+
+        return lent
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    monkeypatch.delenv("STN_DEVICE", raising=False)
+    zero = InferenceService(model_dir)
+    assert zero.device.type == "cpu"  # CUDA exists only inside spaces.GPU calls there
+    key, digit = "RTS · ST-CNN Aff", plain.sample_images[0, 0].numpy()
+    live = zero.predict(digit, Controls(rotation=30.0), key)
+    assert calls == [] and np.allclose(live.st_probs, plain.predict(digit, Controls(rotation=30.0), key).st_probs)
+    assert zero.sweep(digit, 7, key, Controls(), "rotation", [-90, 0, 90]) == plain.sweep(digit, 7, key, Controls(), "rotation", [-90, 0, 90])
+    (lent, labels), (direct, same_labels) = zero.batch("RTS", key, seed=3), plain.batch("RTS", key, seed=3)
+    assert calls == ["_run_on_lent_gpu", "_run_on_lent_gpu"] and labels == same_labels
+    assert all(np.allclose(a.st_probs, b.st_probs) and np.allclose(a.warped, b.warped) for a, b in zip(lent, direct))
