@@ -42,6 +42,7 @@ def serve(port: int, delete_every: int, delete_age: int) -> None:
     import app
     from stn_core.lab import Lab
 
+    app.limit_malloc_arenas()  # as app.main does
     app.launch(app.build_app(Lab()), delete_cache=(delete_every, delete_age), server_port=port, quiet=True)
 
 
@@ -53,8 +54,16 @@ def resident_mb(pid: int) -> float:
 
 
 def folder_usage(folder: Path) -> tuple[int, float]:
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files) / 2**20
+    """Files and MB under ``folder``, which the app's cleaner is deleting from meanwhile."""
+    count, size = 0, 0
+    for parent, _, names in os.walk(folder):  # os.walk skips folders that vanish
+        for name in names:
+            try:
+                size += os.stat(os.path.join(parent, name)).st_size
+                count += 1
+            except FileNotFoundError:
+                pass
+    return count, size / 2**20
 
 
 def digit_png(index: int) -> bytes:
