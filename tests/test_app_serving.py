@@ -4,6 +4,7 @@ the file route and internal errors. Real servers on free local ports, plain HTTP
 import os
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
@@ -61,11 +62,14 @@ def test_a_full_queue_answers_busy_and_the_app_recovers(lab):
 def test_uploads_and_output_pictures_are_deleted_under_load(served, lab, tmp_path):
     """Uploads, /predict's pictures and the batch view's picture disappear, folders too,
     while other clients keep the app busy (Gradio's own delete_cache task stops then)."""
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     digit, _ = lab.sample_digit(0)
     path = tmp_path / "digit.png"
-    Image.fromarray((digit * 255).astype("uint8")).save(path)
+    # Gradio files a file under a folder named by its content hash: make ours unique.
+    unique = PngImagePlugin.PngInfo()
+    unique.add_text("test", uuid.uuid4().hex)
+    Image.fromarray((digit * 255).astype("uint8")).save(path, pnginfo=unique)
     busy = threading.Thread(target=lecture, args=(served, lab.service.default_key(), 8, 4.0))
     busy.start()
     caller = Caller(served)
