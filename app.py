@@ -83,9 +83,10 @@ class LabBlocks(gr.Blocks):
 
     def delete_old_files(self, age: float) -> int:
         """Delete the uploads and output files of this app older than ``age`` seconds (and
-        their folders); returns how many. Replaces Gradio's ``delete_cache`` task, which
-        iterates these sets while handlers add to them: under load it dies with "Set changed
-        size during iteration" and nothing is deleted again (seen with gradio 6.31)."""
+        their folders); returns how many. Replaces Gradio's ``delete_cache`` task: with
+        gradio 6.31 under concurrent load it stopped deleting for good (the soak benchmark's
+        temp folder grew without bound); it iterates these sets while handlers add to them,
+        which raises "Set changed size during iteration" and ends the task."""
         keep = set().union(*(getattr(block, "keep_in_cache", set()) for block in self.blocks.values()))
         deleted, now = 0, time.time()
         for temp_set in list(self.temp_file_sets):
