@@ -105,7 +105,7 @@ def bench_handler(lab, key: str, frames: int, warmup: int = 20) -> dict[str, dic
 # -- part B: HTTP end to end ------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -196,7 +196,7 @@ def bench_http(lab, key: str, requests: int, warmup: int = 20) -> tuple[dict[str
     with demo:  # the benchmark's own comparison endpoint; app.py is not changed
         gr.api(echo, api_name="echo")
     live = live_api_name(demo)
-    port = _free_port()
+    port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     caller = Caller(f"http://127.0.0.1:{port}")
     results = {}

@@ -20,7 +20,7 @@ import time
 import uuid
 import warnings
 
-from benchmarks.bench_app import Caller, _free_port, machine_line, model_folder, slider_settings
+from benchmarks.bench_app import Caller, free_port, machine_line, model_folder, slider_settings
 
 
 def student(base: str, key: str, duration: float, latencies: list, failures: list, max_requests: int = 10_000) -> None:
@@ -84,7 +84,7 @@ def main() -> None:
     lab = Lab(InferenceService(folder, device=args.device))
     key = lab.service.default_key()
     demo = app.build_app(lab)
-    port = _free_port()
+    port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     base = f"http://127.0.0.1:{port}"
     try:

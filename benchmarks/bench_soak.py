@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_app import ROOT, Caller, _free_port, machine_line
+from benchmarks.bench_app import ROOT, Caller, free_port, machine_line
 
 SESSIONS = 20
 MODEL = "RTS · ST-CNN Aff"
@@ -155,7 +155,7 @@ def main() -> None:
         return
 
     temp = Path(tempfile.mkdtemp(prefix="stn-soak-"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_TEMP_DIR": str(temp), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "benchmarks.bench_soak", "--serve", str(port), "--delete-every", str(args.delete_every), "--delete-age", str(args.delete_age)]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

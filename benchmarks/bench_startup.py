@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_app import ROOT, _free_port, machine_line
+from benchmarks.bench_app import ROOT, free_port, machine_line
 
 # Loaded by every Python process whose path holds this file's folder.
 NO_NETWORK = '''
@@ -58,7 +58,7 @@ def offline_env() -> dict[str, str]:
 def start_app(env: dict[str, str], timeout: float = 120.0) -> tuple[subprocess.Popen, str, float]:
     """``python app.py`` on a free port; returns the process, its URL and the seconds it took
     to answer HTTP 200. Raises RuntimeError (with the app's output) if it never does."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     process = subprocess.Popen(

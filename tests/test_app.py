@@ -3,12 +3,13 @@
 import functools
 import importlib
 import math
-import socket
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from benchmarks.bench_app import free_port
 
 
 def test_importing_app_builds_and_loads_nothing():
@@ -19,18 +20,12 @@ def test_importing_app_builds_and_loads_nothing():
     assert not any(type(v).__name__ in ("Blocks", "InferenceService", "Lab", "STClassifier") for v in vars(app).values())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(lab):
     import app
 
     demo = app.build_app(lab)
-    port = _free_port()
+    port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -91,7 +86,7 @@ def shipped_client():
     from stn_core.lab import Lab
 
     demo = app.build_app(Lab(InferenceService(device="cpu")))
-    port = _free_port()
+    port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield Client(f"http://127.0.0.1:{port}/", verbose=False)
     demo.close()

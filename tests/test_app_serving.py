@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from benchmarks.bench_app import Caller, _free_port
+from benchmarks.bench_app import Caller, free_port
 from benchmarks.bench_lecture import lecture
 
 
@@ -17,7 +17,7 @@ def _serve(lab, delete_cache=(600, 1800), **queue):
     import app
 
     demo = app.build_app(lab)
-    port = _free_port()
+    port = free_port()
     app.launch(demo, delete_cache=delete_cache, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **queue)
     return demo, f"http://127.0.0.1:{port}"
 

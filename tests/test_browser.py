@@ -12,13 +12,14 @@ trained network would say. A full-page screenshot is saved to ``test-artifacts/b
 from __future__ import annotations
 
 import os
-import socket
 import time
 import urllib.request
 import warnings
 from pathlib import Path
 
 import pytest
+
+from benchmarks.bench_app import free_port
 
 CHROMIUM = Path(os.environ.get("STN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -31,12 +32,6 @@ TIMEOUT_MS = 20_000
 if not CHROMIUM.exists():
     pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set STN_CHROMIUM)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_answers(url: str, timeout: float = 30.0) -> None:
@@ -60,7 +55,7 @@ def app_url(lab):
 
     demo = app.build_app(lab)
     for attempt in range(3):  # the free port can be taken between probing and binding
-        port = _free_port()
+        port = free_port()
         try:
             app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
             break
