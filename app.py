@@ -424,8 +424,8 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     """Call first thing, before any thread starts: glibc gives threads malloc arenas of their
     own (up to 8 per core), and Gradio's many worker threads leave memory stranded in them.
     Over 2,000 requests resident memory grew +62 MB with glibc's default (+141 MB when this
-    was set too late, after threads had started) and +5 MB with 2 arenas (benchmarks/bench_soak.py). Same as ``MALLOC_ARENA_MAX=2``;
-    a no-op off glibc."""
+    was set too late, after threads had started) and +5 MB with 2 arenas
+    (benchmarks/bench_soak.py). Same as ``MALLOC_ARENA_MAX=2``; a no-op off glibc."""
     try:
         ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 = M_ARENA_MAX
     except (OSError, AttributeError):
