@@ -138,8 +138,8 @@ def pretrained_readme(cards: dict) -> str:
         "",
         cards_table(cards),
         "",
-        "| model | file | parameters | epochs | images seen | wall time | device | error on the 1,000 shipped digits |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | file | parameters | epochs | weight decay | images seen | wall time | device | error on the 1,000 shipped digits |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for path, card in sorted(cards.items(), key=lambda item: (item[1]["regime"], item[1].get("name", ""))):
         training = card.get("training", {})
@@ -147,7 +147,8 @@ def pretrained_readme(cards: dict) -> str:
         sample = ", ".join(f"{r} {e:.1f}" for r, e in card.get("sample_error", {}).items())
         lines.append(
             f"| {card.get('label', model_label(card['architecture']))} ({card['regime']}) | `{Path(path).name}` "
-            f"| {card.get('parameter_count', 0):,} | {training.get('epochs', '?')} | {training.get('images_seen', 0):,} "
+            f"| {card.get('parameter_count', 0):,} | {training.get('epochs', '?')} | {training.get('weight_decay', 0):g} "
+            f"| {training.get('images_seen', 0):,} "
             f"| {minutes:.0f} min | {training.get('device', '?')} | {sample} |"
         )
     lines += ["", "Each model's command line is in its card (`training.command`)."]
