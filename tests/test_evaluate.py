@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stn_core.checkpoints import save_model
-from stn_core.evaluate import PAPER_TABLE, error_rate, main, model_label, results_table, regime_test_set
+from stn_core.evaluate import PAPER_TABLE, error_rate, main, model_label, pretrained_readme, results_table, regime_test_set
 from stn_core.models import build_model
 
 
@@ -48,6 +48,22 @@ def test_table_layout_puts_each_model_under_its_regime():
     assert table[0] == "| model | R | RTS |"
     assert table[2] == "| CNN | 1.00 (1.2) | 0.50 (0.8) |"
     assert table[3] == "| ST-CNN Aff | 0.25 (0.7) | — (0.5) |"  # the paper's number even where ours is missing
+
+
+def test_pretrained_readme_reports_each_models_training_cost():
+    card = {
+        "regime": "R",
+        "label": "ST-CNN Aff",
+        "architecture": {"model": "st-cnn", "transform": "affine"},
+        "parameter_count": 132698,
+        "test_error": {"R": 0.75},
+        "sample_error": {"R": 0.9},
+        "training": {"epochs": 40, "weight_decay": 1e-4, "images_seen": 2396160, "wall_time_s": 1590, "device": "cpu (1 thread)"},
+    }
+    readme = pretrained_readme({"pretrained/r-st-cnn-affine.safetensors": card}).splitlines()
+    assert "| ST-CNN Aff | 0.75 (0.7) |" in readme
+    row = "| ST-CNN Aff (R) | `r-st-cnn-affine.safetensors` | 132,698 | 40 | 0.0001 | 2,396,160 | 26 min | cpu (1 thread) | R 0.9 |"
+    assert row in readme
 
 
 def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
