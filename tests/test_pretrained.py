@@ -1,6 +1,9 @@
 """The shipped models in pretrained/: loadable, honest cards, numbers that reproduce."""
 
 import json
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from stn_core import load
 from stn_core.distortions import REGIMES
 from stn_core.evaluate import cards_table, error_rate, pretrained_readme, regime_test_set, replace_results_section, sample_test_set
 from stn_core.models import build_model, count_parameters
+from stn_core.train import parse_args
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 SHIPPED = sorted(PRETRAINED.glob("*.safetensors"))
@@ -62,3 +66,27 @@ def test_readmes_are_generated_from_the_cards():
 def test_torch_hub_returns_a_shipped_model():
     model = torch.hub.load(str(PRETRAINED.parent), "rts_st_cnn_affine", source="local", trust_repo=True)
     assert model.card["name"] == "rts-st-cnn-affine" and not model.training
+
+
+# What a run learns depends on these options; the rest only say where it writes and how it is split up.
+RECIPE = ("model", "transform", "regime", "output_size", "hidden", "batch_norm", "epochs", "batch_size",
+          "optimizer", "lr", "loc_lr", "weight_decay", "seed", "train_subset")
+
+
+def _recipe(train_argv: list[str]) -> tuple[str, dict]:
+    args = parse_args(train_argv)
+    return args.name, {option: getattr(args, option) for option in RECIPE}
+
+
+def test_the_readmes_train_the_table_loop_reproduces_every_shipped_recipe():
+    readme = (PRETRAINED.parent / "README.md").read_text()
+    [script] = [block for block in re.findall(r"```bash\n(.*?)```", readme, re.S) if "for run in" in block]
+    # Run the README's own loop with python and cp replaced by echo: it prints the commands it would run.
+    echoed = subprocess.run(["bash", "-c", "python() { echo \"$*\"; }; cp() { :; }\n" + script],
+                            capture_output=True, text=True, check=True).stdout
+    readme_runs = dict(_recipe(shlex.split(line)[2:]) for line in echoed.splitlines() if line.startswith("-m stn_core.train "))
+    assert sorted(readme_runs) == IDS
+    for weights in SHIPPED:
+        command = json.loads(weights.with_suffix(".json").read_text())["training"]["command"]
+        name, recipe = _recipe(shlex.split(command.split(" -m stn_core.train ", 1)[1]))
+        assert name == weights.stem and recipe == readme_runs[name], name
