@@ -73,20 +73,20 @@ RECIPE = ("model", "transform", "regime", "output_size", "hidden", "batch_norm",
           "optimizer", "lr", "loc_lr", "weight_decay", "seed", "train_subset")
 
 
-def _recipe(train_argv: list[str]) -> tuple[str, dict]:
-    args = parse_args(train_argv)
+def _recipe(command_line: str) -> tuple[str, dict]:
+    """``(name, recipe)`` of a ``[python] -m stn_core.train ...`` command line."""
+    args = parse_args(shlex.split(command_line.partition("-m stn_core.train ")[2]))
     return args.name, {option: getattr(args, option) for option in RECIPE}
 
 
 def test_the_readmes_train_the_table_loop_reproduces_every_shipped_recipe():
     readme = (PRETRAINED.parent / "README.md").read_text()
     [script] = [block for block in re.findall(r"```bash\n(.*?)```", readme, re.S) if "for run in" in block]
-    # Run the README's own loop with python and cp replaced by echo: it prints the commands it would run.
+    # Run the README's own loop with python echoed and cp silenced: it prints the commands it would run.
     echoed = subprocess.run(["bash", "-c", "python() { echo \"$*\"; }; cp() { :; }\n" + script],
                             capture_output=True, text=True, check=True).stdout
-    readme_runs = dict(_recipe(shlex.split(line)[2:]) for line in echoed.splitlines() if line.startswith("-m stn_core.train "))
+    readme_runs = dict(_recipe(line) for line in echoed.splitlines() if line.startswith("-m stn_core.train "))
     assert sorted(readme_runs) == IDS
     for weights in SHIPPED:
-        command = json.loads(weights.with_suffix(".json").read_text())["training"]["command"]
-        name, recipe = _recipe(shlex.split(command.split(" -m stn_core.train ", 1)[1]))
+        name, recipe = _recipe(json.loads(weights.with_suffix(".json").read_text())["training"]["command"])
         assert name == weights.stem and recipe == readme_runs[name], name
