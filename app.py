@@ -2,7 +2,7 @@
 
     python app.py        # http://localhost:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)
 
-Layout and event wiring only: every computation lives in :mod:`stn_core.lab` and below.
+Layout and event wiring only: every computation lives in :mod:`stn_lab.lab` and below.
 Importing this module builds nothing and loads nothing; :func:`build_app` does.
 """
 
@@ -19,8 +19,8 @@ import time
 
 import gradio as gr
 
-from stn_core.inference import CONTROL_RANGES, Controls
-from stn_core.lab import THETA_DEFAULTS, Lab, LabError
+from stn_core.controls import CONTROL_RANGES, Controls
+from stn_lab.lab import THETA_DEFAULTS, Lab, LabError
 
 MAX_FILE_SIZE = "10mb"
 MAX_BATCH = 16  # concurrent slider frames served by one forward pass

@@ -69,8 +69,8 @@ def slider_settings(count: int) -> list[dict]:
 
 
 def bench_handler(lab, key: str, frames: int, warmup: int = 20) -> dict[str, dict]:
-    from stn_core.lab import DISPLAY_SIZE
-    from stn_core.rendering import grid_svg, picture_html, theta_markdown
+    from stn_lab.lab import DISPLAY_SIZE
+    from stn_lab.rendering import grid_svg, picture_html, theta_markdown
 
     digit, _ = lab.sample_digit(0)
     settings = slider_settings(frames)
@@ -287,8 +287,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from stn_core.inference import InferenceService
-    from stn_core.lab import Lab
+    from stn_lab.service import InferenceService
+    from stn_lab.lab import Lab
 
     folder, source = model_folder()
     lab = Lab(InferenceService(folder, device=args.device))

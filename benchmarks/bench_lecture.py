@@ -77,8 +77,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*(no_silent_downcasting|copy keyword).*")
 
     import app
-    from stn_core.inference import InferenceService
-    from stn_core.lab import Lab
+    from stn_lab.service import InferenceService
+    from stn_lab.lab import Lab
 
     folder, source = model_folder()
     lab = Lab(InferenceService(folder, device=args.device))

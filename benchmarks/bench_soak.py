@@ -40,7 +40,7 @@ SLIDERS = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, False, 0]  # rotation ... seed, as
 def serve(port: int, delete_every: int, delete_age: int) -> None:
     """The app as ``python app.py`` serves it, with a shorter temp-file lifetime."""
     import app
-    from stn_core.lab import Lab
+    from stn_lab.lab import Lab
 
     app.limit_malloc_arenas()  # as app.main does
     app.launch(app.build_app(Lab()), delete_cache=(delete_every, delete_age), server_port=port, quiet=True)

@@ -82,8 +82,8 @@ def shipped_client():
     import app
     from gradio_client import Client
 
-    from stn_core.inference import InferenceService
-    from stn_core.lab import Lab
+    from stn_lab.service import InferenceService
+    from stn_lab.lab import Lab
 
     demo = app.build_app(Lab(InferenceService(device="cpu")))
     port = free_port()

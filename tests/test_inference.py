@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stn_core.distortions import Distortion, distort
-from stn_core.inference import CONTROL_RANGES, Controls, InferenceService
+from stn_core.controls import CONTROL_RANGES, Controls
+from stn_lab.service import InferenceService
 
 
 def test_service_pairs_each_st_model_with_its_regimes_cnn(lab):

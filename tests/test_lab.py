@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from stn_core.inference import Controls
-from stn_core.lab import DISPLAY_SIZE, LabError, TABS
+from stn_core.controls import Controls
+from stn_lab.lab import DISPLAY_SIZE, LabError, TABS
 
 
 def _drawn_seven() -> bytes:

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from stn_core.geometry import Affine, Projective, ThinPlateSpline, affine_theta
-from stn_core.rendering import grid_lines, grid_svg, picture_html, png_data_url, theta_markdown, to_picture
+from stn_lab.rendering import grid_lines, grid_svg, picture_html, png_data_url, theta_markdown, to_picture
 
 
 def test_picture_is_crisp_and_sized():

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .geometry import ThinPlateSpline, Transform, decompose_affine
+from stn_core.geometry import ThinPlateSpline, Transform, decompose_affine
 
 __all__ = ["GRID_COLOUR", "grid_lines", "grid_svg", "picture_html", "png_data_url", "theta_markdown", "to_picture"]
 

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .geometry import Affine, Attention, affine_theta, decompose_affine, sample
-from .inference import CONTROL_RANGES, Controls, InferenceService
-from .preprocess import ImageInputError, prepare_digit
+from stn_core.geometry import Affine, Attention, affine_theta, decompose_affine, sample
+from stn_core.controls import CONTROL_RANGES, Controls
+
+from .service import InferenceService
+from stn_core.preprocess import ImageInputError, prepare_digit
 from .rendering import grid_svg, picture_html, theta_markdown, to_picture
 
 __all__ = ["DISPLAY_SIZE", "LabError", "Lab", "Frame"]
@@ -71,7 +73,7 @@ def _probs(values: np.ndarray | None) -> dict[str, float] | None:
 
 
 class Lab:
-    """Handlers of STN Lab over one :class:`~stn_core.inference.InferenceService`."""
+    """Handlers of STN Lab over one :class:`~stn_lab.service.InferenceService`."""
 
     def __init__(self, service: InferenceService | None = None):
         self.service = service or InferenceService()

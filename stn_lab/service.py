@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -26,102 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import CheckpointError, load
-from .distortions import ELASTIC_GRID, REGIMES, UNIT_CORNERS, Clutter, Distortion, distort, draw_clutter, draw_distortion
-from .evaluate import model_label
-from .mnist import load_sample
+from stn_core.checkpoints import CheckpointError, load
+from stn_core.controls import Controls
+from stn_core.distortions import REGIMES, Clutter, Distortion, distort, draw_distortion
+from stn_core.evaluate import model_label
+from stn_core.mnist import load_sample
 
-__all__ = ["CONTROL_RANGES", "Controls", "InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
+__all__ = ["InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
 
 log = logging.getLogger(__name__)
 PRETRAINED_DIR = Path(os.environ.get("STN_MODEL_DIR") or Path(__file__).resolve().parent.parent / "pretrained")
-
-# Documented range of every control; values outside are clamped, non-numbers refused.
-CONTROL_RANGES = {
-    "rotation": (-180.0, 180.0),
-    "scale": (0.3, 2.0),
-    "shift_x": (-1.0, 1.0),
-    "shift_y": (-1.0, 1.0),
-    "shear": (-1.0, 1.0),
-    "perspective": (0.0, 2.0),
-    "elastic": (0.0, 3.0),
-    "seed": (0, 2**31 - 1),
-}
-# Strength 1 of these controls is one draw of the matching regime (P, E).
-PERSPECTIVE_SIGMA, ELASTIC_SIGMA = 0.2, 0.1
-
-
-@dataclass(frozen=True)
-class Controls:
-    """What the sliders say: the digit is rotated (degrees, counter-clockwise), scaled,
-    sheared and shifted (normalised canvas units); ``perspective`` and ``elastic`` scale a
-    random corner / control-point pattern drawn from ``seed`` (1 = as strong as regimes P
-    and E); ``clutter`` adds the TC regime's fragments, also drawn from ``seed``."""
-
-    rotation: float = 0.0
-    scale: float = 1.0
-    shift_x: float = 0.0
-    shift_y: float = 0.0
-    shear: float = 0.0
-    perspective: float = 0.0
-    elastic: float = 0.0
-    clutter: bool = False
-    seed: int = 0
-
-    def checked(self) -> "Controls":
-        """The same controls clamped to ``CONTROL_RANGES``.
-
-        Raises:
-            ValueError: naming the control and its range, for a value that is not a finite number.
-        """
-        values = {}
-        for name, (low, high) in CONTROL_RANGES.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
-            values[name] = type(low)(min(max(value, low), high))
-        if not isinstance(self.clutter, bool):
-            raise ValueError(f"clutter must be true or false, got {self.clutter!r}")
-        return replace(self, **values)
-
-    @classmethod
-    def from_regime(cls, regime: str, seed: int) -> "Controls":
-        """A random distortion of ``regime`` (drawn by the regime itself), as control values."""
-        drawn = draw_distortion(regime, 1, torch.Generator().manual_seed(seed), pool_size=1)
-        base = cls(seed=seed)
-        if regime == "P":  # corners = 0.75 * (unit + 0.2 * z / 0.75): scale 0.75 after a perspective of 1 / 0.75
-            return replace(base, scale=0.75, perspective=1 / 0.75)
-        if regime == "E":
-            return replace(base, elastic=1.0)
-        return replace(
-            base,
-            rotation=float(drawn.rotation[0]),
-            scale=float(drawn.scale[0]),
-            shift_x=float(drawn.shift[0, 0]),
-            shift_y=float(drawn.shift[0, 1]),
-            clutter=regime == "TC",
-        )
-
-    def distortion(self, canvas_size: int, pool_size: int) -> Distortion:
-        """One :class:`Distortion` for a ``canvas_size`` canvas; clutter cut from a pool of ``pool_size``."""
-        generator = torch.Generator().manual_seed(self.seed)
-        corner_pattern = torch.randn((1, 4, 2), generator=generator)
-        elastic_pattern = torch.randn((1, ELASTIC_GRID**2, 2), generator=generator).clamp(-3, 3)
-        corners = UNIT_CORNERS + self.perspective * PERSPECTIVE_SIGMA * corner_pattern if self.perspective else None
-        elastic = self.elastic * ELASTIC_SIGMA * elastic_pattern if self.elastic else None
-        clutter = draw_clutter(1, canvas_size, pool_size, generator) if self.clutter else None
-        return Distortion.create(
-            canvas_size,
-            rotation=self.rotation,
-            scale=self.scale,
-            shear=self.shear,
-            shift_x=self.shift_x,
-            shift_y=self.shift_y,
-            corners=corners,
-            elastic=elastic,
-            clutter=clutter,
-        )
-
 
 @dataclass(frozen=True)
 class ModelChoice:

@@ -1,0 +1,112 @@
+"""The app's controls as the library's distortions: what the sliders of a demo mean.
+
+Nine controls: the digit is rotated, scaled, shifted and sheared; ``perspective`` and
+``elastic`` scale a random corner / control-point pattern drawn from ``seed`` (strength 1 =
+as strong as the paper's regimes P and E); ``clutter`` adds the TC regime's fragments.
+:meth:`Controls.distortion` turns them into a :class:`~stn_core.distortions.Distortion`,
+so a slider drives exactly the functions the training regimes use.
+
+>>> Controls(rotation=30.0).distortion(42, pool_size=1).rotation.tolist()
+[30.0]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from .distortions import ELASTIC_GRID, UNIT_CORNERS, Distortion, draw_clutter, draw_distortion
+
+__all__ = ["CONTROL_NAMES", "CONTROL_RANGES", "Controls"]
+
+# Documented range of every control; values outside are clamped, non-numbers refused.
+CONTROL_RANGES = {
+    "rotation": (-180.0, 180.0),
+    "scale": (0.3, 2.0),
+    "shift_x": (-1.0, 1.0),
+    "shift_y": (-1.0, 1.0),
+    "shear": (-1.0, 1.0),
+    "perspective": (0.0, 2.0),
+    "elastic": (0.0, 3.0),
+    "seed": (0, 2**31 - 1),
+}
+# Strength 1 of these controls is one draw of the matching regime (P, E).
+PERSPECTIVE_SIGMA, ELASTIC_SIGMA = 0.2, 0.1
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the sliders say: the digit is rotated (degrees, counter-clockwise), scaled,
+    sheared and shifted (normalised canvas units); ``perspective`` and ``elastic`` scale a
+    random corner / control-point pattern drawn from ``seed`` (1 = as strong as regimes P
+    and E); ``clutter`` adds the TC regime's fragments, also drawn from ``seed``."""
+
+    rotation: float = 0.0
+    scale: float = 1.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    shear: float = 0.0
+    perspective: float = 0.0
+    elastic: float = 0.0
+    clutter: bool = False
+    seed: int = 0
+
+    def checked(self) -> "Controls":
+        """The same controls clamped to ``CONTROL_RANGES``.
+
+        Raises:
+            ValueError: naming the control and its range, for a value that is not a finite number.
+        """
+        values = {}
+        for name, (low, high) in CONTROL_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+            values[name] = type(low)(min(max(value, low), high))
+        if not isinstance(self.clutter, bool):
+            raise ValueError(f"clutter must be true or false, got {self.clutter!r}")
+        return replace(self, **values)
+
+    @classmethod
+    def from_regime(cls, regime: str, seed: int) -> "Controls":
+        """A random distortion of ``regime`` (drawn by the regime itself), as control values."""
+        drawn = draw_distortion(regime, 1, torch.Generator().manual_seed(seed), pool_size=1)
+        base = cls(seed=seed)
+        if regime == "P":  # corners = 0.75 * (unit + 0.2 * z / 0.75): scale 0.75 after a perspective of 1 / 0.75
+            return replace(base, scale=0.75, perspective=1 / 0.75)
+        if regime == "E":
+            return replace(base, elastic=1.0)
+        return replace(
+            base,
+            rotation=float(drawn.rotation[0]),
+            scale=float(drawn.scale[0]),
+            shift_x=float(drawn.shift[0, 0]),
+            shift_y=float(drawn.shift[0, 1]),
+            clutter=regime == "TC",
+        )
+
+    def distortion(self, canvas_size: int, pool_size: int) -> Distortion:
+        """One :class:`Distortion` for a ``canvas_size`` canvas; clutter cut from a pool of ``pool_size``."""
+        generator = torch.Generator().manual_seed(self.seed)
+        corner_pattern = torch.randn((1, 4, 2), generator=generator)
+        elastic_pattern = torch.randn((1, ELASTIC_GRID**2, 2), generator=generator).clamp(-3, 3)
+        corners = UNIT_CORNERS + self.perspective * PERSPECTIVE_SIGMA * corner_pattern if self.perspective else None
+        elastic = self.elastic * ELASTIC_SIGMA * elastic_pattern if self.elastic else None
+        clutter = draw_clutter(1, canvas_size, pool_size, generator) if self.clutter else None
+        return Distortion.create(
+            canvas_size,
+            rotation=self.rotation,
+            scale=self.scale,
+            shear=self.shear,
+            shift_x=self.shift_x,
+            shift_y=self.shift_y,
+            corners=corners,
+            elastic=elastic,
+            clutter=clutter,
+        )
+
+
+# The order of the controls everywhere they travel as a list (sliders, API, links).
+CONTROL_NAMES = tuple(f.name for f in fields(Controls))
