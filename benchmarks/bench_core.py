@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from stn_core.distortions import REGIMES, distort, draw_distortion
-from stn_core.evaluate import model_label
 from stn_core.models import build_model, count_parameters
 
 KINDS = [
@@ -103,7 +102,7 @@ def main() -> None:
         one = latency_ms(model, canvas, 1, device, args.repeats)
         many = latency_ms(model, canvas, 64, device, max(20, args.repeats // 10))
         print(
-            f"| {model_label(model.architecture)} | {regime} | {canvas} | {count_parameters(model):,} "
+            f"| {model.config.label} | {regime} | {canvas} | {count_parameters(model):,} "
             f"| {throughput:,.0f} | {one:.2f} | {many:.2f} |",
             flush=True,
         )

@@ -1,25 +1,26 @@
 """Shipped models: weights in ``NAME.safetensors``, a JSON model card in ``NAME.json``.
 
-Weights are only ever read through safetensors (no pickle). The card holds what is needed
-to rebuild the model (``architecture``) and what a reader wants to know about it: regime,
+Weights are only ever read through safetensors (no pickle). The card
+(:class:`~stn_core.cards.ModelCard`) holds what is needed to rebuild the model (its
+:class:`~stn_core.models.ModelConfig`) and what a reader wants to know about it: regime,
 canvas size, parameter count, test error per regime, training cost and the command that
 made it, plus the SHA-256 of the weights file, checked at load.
 
 >>> model = load("pretrained/rts-st-cnn-affine.safetensors")  # from the repository root
->>> model.card["regime"], model.canvas_size
-('RTS', 42)
+>>> model.card.regime, model.card.name, model.config.label, model.canvas_size
+('RTS', 'rts-st-cnn-affine', 'ST-CNN Aff', 42)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .cards import CardError, ModelCard
 from .models import build_model, count_parameters
 
 __all__ = ["CheckpointError", "card_path", "file_sha256", "load", "read_card", "save_model", "write_card"]
@@ -47,48 +48,47 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def read_card(path) -> dict:
-    """The model card of ``path`` (weights file, card or common stem)."""
+def read_card(path) -> ModelCard:
+    """The model card of ``path`` (weights file, card or common stem), validated."""
     card_file = card_path(path)
     try:
-        card = json.loads(card_file.read_text())
+        return ModelCard.from_json(card_file.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{card_file}: model card missing (every .safetensors needs its .json beside it)") from None
-    except (OSError, ValueError) as error:
+    except OSError as error:
         raise CheckpointError(f"{card_file}: unreadable model card ({error})") from None
-    if not isinstance(card, dict) or not isinstance(card.get("architecture"), dict):
-        raise CheckpointError(f"{card_file}: model card has no 'architecture' record")
-    return card
+    except CardError as error:
+        raise CheckpointError(f"{card_file}: bad model card: {error}") from None
 
 
-def write_card(path, card: dict) -> None:
+def write_card(path, card: ModelCard) -> None:
     """Write ``card`` beside ``path`` atomically (readers never see half a file)."""
     target = card_path(path)
     partial = target.with_suffix(".json.partial")
-    partial.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    partial.write_text(card.to_json())
     os.replace(partial, target)
 
 
-def save_model(model: nn.Module, path, card: dict) -> dict:
+def save_model(model: nn.Module, path, *, name: str, regime: str, **details) -> ModelCard:
     """Save ``model``'s weights to ``path`` (``.safetensors``) and its card beside them.
 
-    The card gets ``architecture``, ``parameter_count`` and ``weights_sha256`` filled in.
+    The card gets the model's config, ``parameter_count`` and ``weights_sha256`` from the
+    model and the file; ``details`` are the card's other fields (``test_error``,
+    ``training``, ... see :class:`~stn_core.cards.ModelCard`).
 
     Returns:
         The card as written.
     """
     weights = _weights_path(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
     partial = weights.with_suffix(".safetensors.partial")
     save_file(state, str(partial))
     os.replace(partial, weights)
-    card = {
-        **card,
-        "architecture": model.architecture,
-        "parameter_count": count_parameters(model),
-        "weights_sha256": file_sha256(weights),
-    }
+    card = ModelCard(
+        name=name, regime=regime, config=model.config, parameter_count=count_parameters(model),
+        weights_sha256=file_sha256(weights), **details,
+    )
     write_card(weights, card)
     return card
 
@@ -97,7 +97,8 @@ def load(path, device="cpu") -> nn.Module:
     """A ready model (eval mode, on ``device``) from ``NAME.safetensors`` and ``NAME.json``.
 
     The weights' SHA-256 must match the card's ``weights_sha256``, and the tensors must
-    fit the card's architecture exactly. The card is kept as ``model.card``.
+    fit the card's architecture exactly. The model keeps its card as ``model.card``
+    (:class:`~stn_core.cards.ModelCard`) and its config as ``model.config``.
 
     Raises:
         CheckpointError: naming the file and what is wrong.
@@ -106,18 +107,15 @@ def load(path, device="cpu") -> nn.Module:
     card = read_card(weights)
     if not weights.is_file():
         raise CheckpointError(f"{weights}: weights file missing")
-    expected = card.get("weights_sha256")
-    if expected and file_sha256(weights) != expected:
+    if file_sha256(weights) != card.weights_sha256:
         raise CheckpointError(f"{weights}: SHA-256 does not match its model card; refusing to load it")
     try:
-        model = build_model(card["architecture"])
+        model = build_model(card.config)
         state = load_file(str(weights))
         model.load_state_dict(state, strict=True)
     except (ValueError, KeyError, RuntimeError, OSError) as error:
         raise CheckpointError(f"{weights}: does not match its model card's architecture ({error})") from None
-    if card.get("parameter_count") not in (None, count_parameters(model)):
-        raise CheckpointError(
-            f"{weights}: card says {card['parameter_count']} parameters, the weights hold {count_parameters(model)}"
-        )
+    if card.parameter_count != count_parameters(model):
+        raise CheckpointError(f"{weights}: card says {card.parameter_count} parameters, the weights hold {count_parameters(model)}")
     model.card = card
     return model.to(device).eval()

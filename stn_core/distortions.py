@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .geometry import Affine, Projective, ThinPlateSpline, affine_theta, homography_from_points, invert_affine, pixel_grid, sample
+from .mnist import DIGIT_SIZE
 
 __all__ = [
     "Clutter",
@@ -58,7 +59,6 @@ __all__ = [
     "fixed_test_set",
 ]
 
-DIGIT_SIZE = 28
 # The image's corners in (x, y), clockwise from top-left: the order of ``Distortion.corners``.
 UNIT_CORNERS = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 ELASTIC_GRID = 4
@@ -117,17 +117,17 @@ PAPER = "Jaderberg et al. 2015, section 4.1 and Table 1"
 REGIMES = {
     regime.name: regime
     for regime in (
-        Regime("R", 28, "rotated ±90°", PAPER, rotation=(-90, 90)),
+        Regime("R", DIGIT_SIZE, "rotated ±90°", PAPER, rotation=(-90, 90)),
         Regime(
             "RTS", 42, "rotated ±45°, scaled 0.7–1.2, placed anywhere on 42×42", PAPER,
             rotation=(-45, 45), scale=(0.7, 1.2), shift="frame",
         ),
         Regime(
-            "P", 28, "projective: scaled 0.75, corners moved (σ 0.1 of the side)", PAPER,
+            "P", DIGIT_SIZE, "projective: scaled 0.75, corners moved (σ 0.1 of the side)", PAPER,
             perspective=(0.75, 0.2, 0.2),
         ),
         Regime(
-            "E", 28, "elastic: 4×4 thin-plate spline, control points moved (σ 1.4 px)", PAPER,
+            "E", DIGIT_SIZE, "elastic: 4×4 thin-plate spline, control points moved (σ 1.4 px)", PAPER,
             elastic=(0.1, 0.1),
         ),
         Regime(

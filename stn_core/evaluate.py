@@ -12,6 +12,7 @@ trained for that column's regime, as in the paper. The JSON holds every number m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import sys
@@ -20,12 +21,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .cards import ModelCard
 from .checkpoints import load, write_card
 from .distortions import REGIMES, as_float_images, fixed_test_set
-from .mnist import load_mnist, load_sample, mnist_dir
+from .mnist import SAMPLE_SIZE, TEST_DIGITS, load_mnist, load_sample, mnist_dir
 
 __all__ = [
-    "PAPER_TABLE", "cards_table", "error_rate", "evaluate_checkpoints", "model_label", "pretrained_readme",
+    "PAPER_TABLE", "cards_table", "error_rate", "evaluate_checkpoints", "pretrained_readme",
     "regime_test_set", "replace_results_section", "results_table", "sample_test_set",
 ]
 
@@ -40,14 +42,6 @@ PAPER_TABLE = {
     "FCN": {"R": 2.1, "RTS": 5.2, "P": 3.1, "E": 3.2},
     "ST-FCN Aff": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 2.7},
 }
-_SHORT = {"affine": "Aff", "projective": "Proj", "tps": "TPS", "attention": "Att"}
-
-
-def model_label(architecture: dict) -> str:
-    """The paper's name for a model kind: ``CNN``, ``ST-CNN Aff``, ``ST-FCN TPS``, ..."""
-    name = architecture["model"].upper()
-    transform = architecture.get("transform")
-    return f"{name} {_SHORT[transform]}" if transform else name
 
 
 @torch.inference_mode()
@@ -68,32 +62,32 @@ def _cached_test_set(regime: str, folder: str) -> tuple[Tensor, Tensor]:
 
 
 def regime_test_set(regime: str, data_dir=None) -> tuple[Tensor, Tensor]:
-    """The fixed distorted copy of the 10,000 MNIST test digits for ``regime`` (cached)."""
+    """The fixed distorted copy of the 10,000 MNIST test digits (``TEST_DIGITS``) for ``regime`` (cached)."""
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; expected one of {', '.join(REGIMES)}")
     return _cached_test_set(regime, str(mnist_dir(data_dir).resolve()))
 
 
 def sample_test_set(regime: str) -> tuple[Tensor, Tensor]:
-    """The 1,000 shipped sample digits (``assets/``) distorted by ``regime``, fixed seed."""
+    """The 1,000 shipped sample digits (:func:`~stn_core.mnist.load_sample`) distorted by ``regime``, fixed seed."""
     images, labels, _ = load_sample()
     return fixed_test_set(as_float_images(images), regime), labels
 
 
 def evaluate_checkpoints(paths, regimes=None, data_dir=None, device="cpu"):
-    """Evaluate checkpoints; returns ``({path: {regime: error}}, {path: card})``."""
+    """Evaluate checkpoints; returns ``({path: {regime: error}}, {path: ModelCard})``."""
     results, cards = {}, {}
     for path in paths:
         model = load(path, device=device)
         card = model.card
-        wanted = regimes or [card["regime"]]
+        wanted = regimes or [card.regime]
         fitting = [r for r in wanted if REGIMES[r].canvas_size == model.canvas_size]
         results[str(path)] = {r: error_rate(model, *regime_test_set(r, data_dir)) for r in fitting}
         cards[str(path)] = card
     return results, cards
 
 
-def results_table(results: dict, cards: dict, show_paper: bool = False) -> str:
+def results_table(results: dict[str, dict[str, float]], cards: dict[str, ModelCard], show_paper: bool = False) -> str:
     """Markdown table: a row per model kind, a column per regime (paper's Table 1 layout).
 
     A cell holds the error of the model trained for that column's regime, measured on it;
@@ -103,10 +97,10 @@ def results_table(results: dict, cards: dict, show_paper: bool = False) -> str:
     columns = set()
     for path, errors in results.items():
         card = cards[path]
-        regime = card["regime"]
+        regime = card.regime
         if regime not in errors:
             continue
-        label = model_label(card["architecture"])
+        label = card.label
         if regime in rows.get(label, {}):  # a second model of the same kind and regime
             label = f"{label} ({Path(path).stem})"
         rows.setdefault(label, {})[regime] = errors[regime]
@@ -125,32 +119,32 @@ def results_table(results: dict, cards: dict, show_paper: bool = False) -> str:
     return "\n".join(lines)
 
 
-def pretrained_readme(cards: dict) -> str:
+def pretrained_readme(cards: dict[str, ModelCard]) -> str:
     """``pretrained/README.md``: the Table-1 layout from the cards (ours, paper in brackets)
     and what each model cost to train."""
     lines = [
         "# Shipped models",
         "",
-        "Test error (%) on our fixed, seeded distorted copies of all 10,000 MNIST test digits,",
+        f"Test error (%) on our fixed, seeded distorted copies of all {TEST_DIGITS:,} MNIST test digits,",
         "with the paper's Table 1 number in brackets. Generated from the model cards by",
         "`python -m stn_core.evaluate pretrained/*.safetensors --update-cards --readme pretrained/README.md`;",
         "do not edit by hand.",
         "",
         cards_table(cards),
         "",
-        "| model | file | parameters | epochs | weight decay | images seen | wall time | device | error on the 1,000 shipped digits |",
+        f"| model | file | parameters | epochs | weight decay | images seen | wall time | device | error on the {SAMPLE_SIZE:,} shipped digits |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for path, card in sorted(cards.items(), key=lambda item: (item[1]["regime"], item[1].get("name", ""))):
-        training = card.get("training", {})
-        minutes = training.get("wall_time_s", 0) / 60
-        sample = ", ".join(f"{r} {e:.1f}" for r, e in card.get("sample_error", {}).items())
-        lines.append(
-            f"| {card.get('label', model_label(card['architecture']))} ({card['regime']}) | `{Path(path).name}` "
-            f"| {card.get('parameter_count', 0):,} | {training.get('epochs', '?')} | {training.get('weight_decay', 0):g} "
-            f"| {training.get('images_seen', 0):,} "
-            f"| {minutes:.0f} min | {training.get('device', '?')} | {sample} |"
-        )
+    for path, card in sorted(cards.items(), key=lambda item: (item[1].regime, item[1].name)):
+        training = card.training
+        cost = "| — | — | — | — | — |"  # a model saved without training
+        if training is not None:
+            cost = (
+                f"| {training.epochs} | {training.weight_decay:g} | {training.images_seen:,} "
+                f"| {training.wall_time_s / 60:.0f} min | {training.device} |"
+            )
+        sample = ", ".join(f"{r} {e:.1f}" for r, e in (card.sample_error or {}).items())
+        lines.append(f"| {card.label} ({card.regime}) | `{Path(path).name}` | {card.parameter_count:,} {cost} {sample} |")
     lines += ["", "Each model's command line is in its card (`training.command`)."]
     return "\n".join(lines) + "\n"
 
@@ -158,9 +152,9 @@ def pretrained_readme(cards: dict) -> str:
 RESULTS_START, RESULTS_END = "<!-- results: generated by stn_core.evaluate -->", "<!-- end of results -->"
 
 
-def cards_table(cards: dict) -> str:
+def cards_table(cards: dict[str, ModelCard]) -> str:
     """The Table-1 layout of the errors recorded in ``cards`` (``ours (paper)``)."""
-    return results_table({path: card.get("test_error", {}) for path, card in cards.items()}, cards, show_paper=True)
+    return results_table({path: card.test_error for path, card in cards.items()}, cards, show_paper=True)
 
 
 def replace_results_section(text: str, table: str) -> str:
@@ -191,12 +185,15 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.update_cards:
         for path, errors in results.items():
-            card = cards[path]
-            card["test_error"] = {**card.get("test_error", {}), **{r: round(e, 4) for r, e in errors.items()}}
-            card["test_digits"] = 10000
             model = load(path)
-            card["sample_error"] = {r: round(error_rate(model, *sample_test_set(r)), 4) for r in errors}
+            card = dataclasses.replace(
+                cards[path],
+                test_error={**cards[path].test_error, **{r: round(e, 4) for r, e in errors.items()}},
+                test_digits=TEST_DIGITS,
+                sample_error={r: round(error_rate(model, *sample_test_set(r)), 4) for r in errors},
+            )
             write_card(path, card)
+            cards[path] = card
     if args.readme:
         args.readme.write_text(pretrained_readme(cards))
     if args.results_section:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from importlib import resources
 import shutil
 import struct
 import tempfile
@@ -24,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["MIRRORS", "MnistError", "FILES", "load_mnist", "mnist_dir", "read_idx"]
+__all__ = [
+    "DIGIT_SIZE", "FILES", "MIRRORS", "MnistError", "SAMPLE_SIZE", "TEST_DIGITS", "TRAIN_DIGITS", "load_mnist", "load_sample",
+    "mnist_dir", "read_idx", "sample_file",
+]
+
+DIGIT_SIZE = 28  # every MNIST digit is DIGIT_SIZE x DIGIT_SIZE pixels
+TRAIN_DIGITS, TEST_DIGITS = 60_000, 10_000  # digits in the training and the test split
 
 # name -> (MD5 of the uncompressed file, IDX magic number)
 FILES = {
@@ -135,7 +142,7 @@ def load_mnist(split: str, data_dir=None, *, download: bool = True, mirrors=MIRR
     """One MNIST split as tensors.
 
     Args:
-        split: ``"train"`` (60,000 digits) or ``"test"`` (10,000).
+        split: ``"train"`` (``TRAIN_DIGITS``, 60,000 digits) or ``"test"`` (``TEST_DIGITS``, 10,000).
         data_dir: the folder (see module docstring).
         download: try ``mirrors`` for missing files.
 
@@ -157,28 +164,36 @@ def load_mnist(split: str, data_dir=None, *, download: bool = True, mirrors=MIRR
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-# A fixed sample of real test digits ships with the app (assets/) for its sample picker,
-# batch view and tests: 1,000 digits drawn without replacement with this seed.
-SAMPLE_FILE = Path(__file__).resolve().parent.parent / "assets" / "mnist_test_sample.npz"
+# A fixed sample of real test digits ships inside the package (stn_core/data/), for the
+# library's tests, the app's sample picker and batch view, and the error on the shipped
+# sample in each model card: 1,000 digits drawn without replacement with this seed.
 SAMPLE_SIZE, SAMPLE_SEED = 1000, 0
 
 
-def write_sample(data_dir=None, path=SAMPLE_FILE, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED) -> Path:
-    """Save ``size`` random MNIST test digits (sorted by test-set index) as compressed npz."""
+def sample_file():
+    """The shipped sample's file, found with :mod:`importlib.resources` (works installed too)."""
+    return resources.files(__package__) / "data" / "mnist_test_sample.npz"
+
+
+def write_sample(data_dir=None, path=None, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED) -> Path:
+    """Save ``size`` random MNIST test digits (sorted by test-set index) as compressed npz
+    (by default over the shipped sample, in a source checkout)."""
+    path = Path(str(sample_file())) if path is None else path
     images, labels = load_mnist("test", data_dir)
     index = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))[:size].sort().values
     np.savez_compressed(path, images=images[index].numpy(), labels=labels[index].numpy(), test_index=index.numpy())
     return Path(path)
 
 
-def load_sample(path=SAMPLE_FILE):
-    """The shipped sample: ``images`` ``(1000, 28, 28)`` uint8, ``labels`` ``(1000,)`` int64,
-    and each digit's index in the MNIST test set."""
+def load_sample(path=None):
+    """The shipped sample (or the one at ``path``): ``images`` ``(1000, 28, 28)`` uint8,
+    ``labels`` ``(1000,)`` int64, and each digit's index in the MNIST test set."""
+    source = sample_file() if path is None else Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with resources.as_file(source) as real, np.load(real, allow_pickle=False) as data:
             return torch.from_numpy(data["images"]), torch.from_numpy(data["labels"]), torch.from_numpy(data["test_index"])
     except (OSError, KeyError, ValueError) as error:
-        raise MnistError(f"{Path(path).name}: cannot read the shipped digit sample ({error})") from None
+        raise MnistError(f"{source.name}: cannot read the shipped digit sample ({error})") from None
 
 
 if __name__ == "__main__":
@@ -186,6 +201,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(prog="python -m stn_core.mnist", description="Write the shipped sample of MNIST test digits.")
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
-    parser.add_argument("--out", type=Path, default=SAMPLE_FILE)
+    parser.add_argument("--out", type=Path, help="default: the shipped sample, stn_core/data/mnist_test_sample.npz")
     args = parser.parse_args()
     print(write_sample(args.data_dir, args.out))

@@ -11,7 +11,8 @@ After each epoch the run writes, in ``--out``:
 * ``checkpoint.pt``     model + optimiser + schedule state, for ``--resume``;
 * ``NAME.safetensors``  the weights, with the model card ``NAME.json`` beside them;
 * ``timelapse.npz``     with ``--timelapse-every N`` (spatial-transformer models): theta and
-  the warped outputs of 16 fixed test digits every N steps, from the identity at step 0.
+  the warped outputs of 16 fixed test digits every N steps, from the identity at step 0
+  (read it with :func:`stn_core.timelapse.load`).
 
 Randomness is a function of ``--seed`` and the epoch alone, so a resumed run continues
 exactly as the uninterrupted run would have. Under ``torchrun`` every process draws the
@@ -22,6 +23,7 @@ is the global batch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -36,18 +38,42 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import timelapse
+from .cards import SLUG, ModelCard, TrainingRecord, model_slug
 from .checkpoints import save_model
 from .distortions import REGIMES, as_float_images, distort, draw_distortion
-from .evaluate import error_rate, model_label, regime_test_set
+from .evaluate import error_rate, regime_test_set
 from .geometry import TRANSFORM_NAMES
-from .mnist import load_mnist
-from .models import MODEL_NAMES, build_model
+from .mnist import TRAIN_DIGITS, load_mnist
+from .models import MODEL_NAMES, ModelConfig, build_model
 
-# Options that define the run: a resumed run must agree on all of them.
-RUN_DEFINING = (
+# The training recipe: what a run learns depends on these options; the others only say
+# where it writes, on which device and how it is split across processes.
+RECIPE = (
     "model", "transform", "regime", "output_size", "hidden", "batch_norm", "epochs", "batch_size", "optimizer", "lr", "loc_lr",
-    "weight_decay", "seed", "train_subset", "test_subset",
+    "weight_decay", "seed", "train_subset",
 )
+# Options that define the run: a resumed run must agree on all of them (the recipe, and
+# what its recorded test error is measured on).
+RUN_DEFINING = (*RECIPE, "test_subset")
+TIMELAPSE_DIGITS = 16  # fixed test digits a time-lapse records
+
+
+def recipe(args: argparse.Namespace) -> dict:
+    """``{option: value}`` of the :data:`RECIPE` options of parsed arguments."""
+    return {option: getattr(args, option) for option in RECIPE}
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The :class:`ModelConfig` of parsed arguments (the canvas is the regime's)."""
+    return ModelConfig(
+        model=args.model,
+        canvas_size=REGIMES[args.regime].canvas_size,
+        transform=args.transform,
+        output_size=args.output_size,
+        hidden=args.hidden,
+        batch_norm=args.batch_norm,
+    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,7 +106,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.output_size = None
     if args.loc_lr is None:
         args.loc_lr = args.lr
-    args.name = args.name or "-".join(filter(None, [args.regime.lower(), args.model, args.transform]))
+    try:
+        config = model_config(args)
+    except ValueError as error:
+        parser.error(f"--model {args.model}: {error}")
+    args.name = args.name or model_slug(args.regime, config)
+    if not SLUG.match(args.name):
+        parser.error(f"--name must be a slug (lower-case letters, digits and single dashes), got {args.name!r}")
     args.out = args.out or Path("runs") / args.name
     for option in ("epochs", "batch_size", "train_subset", "test_subset", "stop_after"):
         value = getattr(args, option)
@@ -122,19 +154,24 @@ def _fingerprint(model) -> torch.Tensor:
     return torch.stack([flat.sum(), flat.pow(2).sum()])
 
 
-class Timelapse:
-    """Theta and warped outputs of 16 fixed test digits as training goes, for the app's
-    "watch it learn" view. Recording runs the model in eval mode and draws no random
-    numbers, so it does not change training."""
+def _to_bytes(images: torch.Tensor) -> np.ndarray:
+    """``(N, S, S)`` floats in [0, 1] -> uint8 pixels."""
+    return (images.clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+class TimelapseRecorder:
+    """Theta and warped outputs of fixed test digits as training goes (a
+    :class:`stn_core.timelapse.Timelapse`), for the app's "watch it learn" view. Recording
+    runs the model in eval mode and draws no random numbers, so it does not change training."""
 
     def __init__(self, path: Path, canvases: torch.Tensor, labels: torch.Tensor, every: int, batch_size: int, resume: bool):
         self.path, self.canvases, self.labels, self.every, self.batch_size = path, canvases, labels, every, batch_size
         self.steps, self.thetas, self.warped = [], [], []
         if resume and path.exists():
-            with np.load(path) as saved:
-                self.steps = saved["steps"].tolist()
-                self.thetas = list(saved["theta"])
-                self.warped = list(saved["warped"])
+            saved = timelapse.load(path)
+            self.steps = saved.steps.tolist()
+            self.thetas = list(saved.theta)
+            self.warped = list(saved.warped)
 
     @torch.no_grad()
     def record(self, model, step: int) -> None:
@@ -145,20 +182,18 @@ class Timelapse:
         model.train(was_training)
         self.steps.append(step)
         self.thetas.append(details.theta.cpu().numpy())
-        self.warped.append((details.warped[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy())
+        self.warped.append(_to_bytes(details.warped[:, 0]))
 
     def save(self) -> None:
-        partial = self.path.with_suffix(".partial.npz")
-        np.savez_compressed(
-            partial,
+        lapse = timelapse.Timelapse(
             steps=np.array(self.steps),
             theta=np.stack(self.thetas),
             warped=np.stack(self.warped),
-            canvases=(self.canvases[:, 0].clamp(0, 1) * 255).round().byte().cpu().numpy(),
+            canvases=_to_bytes(self.canvases[:, 0]),
             labels=self.labels.numpy(),
-            batch_size=np.array(self.batch_size),
+            batch_size=self.batch_size,
         )
-        os.replace(partial, self.path)
+        timelapse.save(self.path, lapse)
 
 
 def _command_line() -> str:
@@ -167,8 +202,9 @@ def _command_line() -> str:
     return " ".join([prefix, shlex.join(sys.argv[1:])]).strip()
 
 
-def train(args: argparse.Namespace) -> dict:
-    """Run (or resume) training as described by ``args``; returns the final model card."""
+def train(args: argparse.Namespace) -> ModelCard | None:
+    """Run (or resume) training as described by ``args``; returns the final model card
+    (``None`` in processes other than rank 0, and when no epoch was left to run)."""
     rank, world_size, local_rank = _distributed()
     device = _device(args.device, world_size, local_rank)
     out: Path = args.out
@@ -190,18 +226,8 @@ def train(args: argparse.Namespace) -> dict:
         raise SystemExit(f"--batch-size {args.batch_size} must divide evenly across {world_size} processes")
     local_batch = args.batch_size // world_size
 
-    canvas_size = REGIMES[args.regime].canvas_size
     torch.manual_seed(args.seed)  # identical initial weights in every process
-    model = build_model(
-        {
-            "model": args.model,
-            "canvas_size": canvas_size,
-            "transform": args.transform,
-            "output_size": args.output_size,
-            "hidden": args.hidden,
-            "batch_norm": args.batch_norm,
-        }
-    ).to(device)
+    model = build_model(model_config(args)).to(device)
     localisation = [p for n, p in model.named_parameters() if n.startswith("spatial_transformer.")]
     others = [p for n, p in model.named_parameters() if not n.startswith("spatial_transformer.")]
     groups = [{"params": others, "lr": args.lr}] + ([{"params": localisation, "lr": args.loc_lr}] if localisation else [])
@@ -227,11 +253,14 @@ def train(args: argparse.Namespace) -> dict:
         (out / "log.jsonl").write_text("")
 
     trained = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
-    timelapse = None
+    recorder = None
     if args.timelapse_every and args.transform and rank == 0:
-        timelapse = Timelapse(out / "timelapse.npz", test_images[:16].to(device), test_labels[:16], args.timelapse_every, args.batch_size, args.resume)
-        timelapse.record(model, start_epoch * steps_per_epoch)
-    card = {}
+        recorder = TimelapseRecorder(
+            out / "timelapse.npz", test_images[:TIMELAPSE_DIGITS].to(device), test_labels[:TIMELAPSE_DIGITS],
+            args.timelapse_every, args.batch_size, args.resume,
+        )
+        recorder.record(model, start_epoch * steps_per_epoch)
+    card, details = None, {}
     last_epoch = args.epochs if args.stop_after is None else min(args.epochs, start_epoch + args.stop_after)
     for epoch in range(start_epoch + 1, last_epoch + 1):
         started = time.perf_counter()
@@ -255,8 +284,8 @@ def train(args: argparse.Namespace) -> dict:
             schedule.step()
             loss_sum += loss.detach()
             wrong += (logits.argmax(1) != train_labels[index]).sum()
-            if timelapse:
-                timelapse.record(model, (epoch - 1) * steps_per_epoch + step + 1)
+            if recorder:
+                recorder.record(model, (epoch - 1) * steps_per_epoch + step + 1)
         images_seen += steps_per_epoch * args.batch_size
         wall_time += time.perf_counter() - started
 
@@ -275,8 +304,8 @@ def train(args: argparse.Namespace) -> dict:
             with open(out / "log.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             tqdm.write(json.dumps(record))
-            card = _card(args, model, epoch, images_seen, wall_time, test_error, device, world_size, test_images.shape[0])
-            card = save_model(model, out / f"{args.name}.safetensors", card)
+            details = _card_details(args, epoch, images_seen, wall_time, test_error, device, world_size, test_images.shape[0])
+            card = save_model(model, out / f"{args.name}.safetensors", **details)
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -288,8 +317,8 @@ def train(args: argparse.Namespace) -> dict:
             }
             torch.save(state, out / "checkpoint.pt.partial")
             os.replace(out / "checkpoint.pt.partial", checkpoint_file)
-            if timelapse:
-                timelapse.save()
+            if recorder:
+                recorder.save()
         if world_size > 1:
             dist.barrier()
 
@@ -297,40 +326,40 @@ def train(args: argparse.Namespace) -> dict:
         prints = [torch.zeros(2, dtype=torch.float64, device=device) for _ in range(world_size)]
         dist.all_gather(prints, _fingerprint(model).to(device))
         if rank == 0 and card:
-            card["training"]["rank_fingerprints"] = [p.tolist() for p in prints]
-            card = save_model(model, out / f"{args.name}.safetensors", card)
+            details["training"] = dataclasses.replace(details["training"], rank_fingerprints=[p.tolist() for p in prints])
+            card = save_model(model, out / f"{args.name}.safetensors", **details)
         dist.destroy_process_group()
         if any(not torch.equal(prints[0], p) for p in prints):
             raise SystemExit(f"processes ended with different weights: {[p.tolist() for p in prints]}")
     return card
 
 
-def _card(args, model, epoch, images_seen, wall_time, test_error, device, world_size, test_digits) -> dict:
+def _card_details(args, epoch, images_seen, wall_time, test_error, device, world_size, test_digits) -> dict:
+    """The model card's fields that training knows (:func:`save_model` adds the rest)."""
     threads = torch.get_num_threads()
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} thread{'s' * (threads != 1)})"
+    training = TrainingRecord(
+        epochs=epoch,
+        epochs_planned=args.epochs,
+        images_seen=images_seen,
+        wall_time_s=round(wall_time, 1),
+        device=device_name,
+        processes=world_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        loc_lr=args.loc_lr if args.transform else None,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        train_digits=args.train_subset or TRAIN_DIGITS,
+        command=_command_line(),
+    )
     return {
         "name": args.name,
-        "label": model_label(model.architecture),
         "regime": args.regime,
-        "canvas_size": model.canvas_size,
         "test_error": {args.regime: round(test_error, 4)},
         "test_digits": test_digits,
-        "training": {
-            "epochs": epoch,
-            "epochs_planned": args.epochs,
-            "images_seen": images_seen,
-            "wall_time_s": round(wall_time, 1),
-            "device": device_name,
-            "processes": world_size,
-            "optimizer": args.optimizer,
-            "lr": args.lr,
-            "loc_lr": args.loc_lr if args.transform else None,
-            "batch_size": args.batch_size,
-            "weight_decay": args.weight_decay,
-            "seed": args.seed,
-            "train_digits": args.train_subset or 60000,
-            "command": _command_line(),
-        },
+        "training": training,
         "torch_version": torch.__version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -28,7 +28,6 @@ import torch
 from stn_core.checkpoints import CheckpointError, load
 from stn_core.controls import Controls
 from stn_core.distortions import REGIMES, Clutter, Distortion, distort, draw_distortion
-from stn_core.evaluate import model_label
 from stn_core.mnist import load_sample
 
 __all__ = ["InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
@@ -99,13 +98,13 @@ class InferenceService:
                 models[weights.stem] = load(weights, device=self.device)
             except CheckpointError as error:
                 log.error("not serving %s: %s", weights.name, error)
-        baselines = {m.card["regime"]: m for m in models.values() if m.architecture["model"] == "cnn"}
+        baselines = {m.card.regime: m for m in models.values() if m.config.model == "cnn"}
         self.choices: dict[str, ModelChoice] = {}
         for name, model in models.items():
-            if model.architecture["model"] != "st-cnn":
+            if model.config.model != "st-cnn":
                 continue
-            regime, transform = model.card["regime"], model.architecture["transform"]
-            key = f"{regime} · {model_label(model.architecture)}"
+            regime, transform = model.card.regime, model.config.transform
+            key = model.card.display_name
             self.choices[key] = ModelChoice(key, regime, transform, model, baselines.get(regime))
         images, labels, _ = load_sample()
         self.sample_images = images.unsqueeze(1).float().div(255.0)  # (1000, 1, 28, 28)

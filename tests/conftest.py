@@ -54,7 +54,7 @@ def model_dir(tmp_path_factory):
     for seed, (name, regime, architecture) in enumerate(APP_MODELS):
         torch.manual_seed(seed)
         model = build_model(architecture)
-        save_model(model, folder / f"{name}.safetensors", {"name": name, "regime": regime, "canvas_size": architecture["canvas_size"]})
+        save_model(model, folder / f"{name}.safetensors", name=name, regime=regime)
     return folder
 
 

@@ -3,9 +3,17 @@ import json
 import pytest
 import torch
 
-from stn_core.checkpoints import save_model
-from stn_core.evaluate import PAPER_TABLE, error_rate, main, model_label, pretrained_readme, results_table, regime_test_set
-from stn_core.models import build_model
+from stn_core.cards import ModelCard, TrainingRecord
+from stn_core.checkpoints import read_card, save_model
+from stn_core.distortions import REGIMES
+from stn_core.evaluate import PAPER_TABLE, error_rate, main, pretrained_readme, results_table, regime_test_set
+from stn_core.models import ModelConfig, build_model
+
+
+def _card(regime, model, transform=None, **fields) -> ModelCard:
+    config = ModelConfig(model, REGIMES[regime].canvas_size, transform=transform)
+    name = f"{regime.lower()}-{model}"
+    return ModelCard(name, regime, config, fields.pop("parameter_count", 1), "0" * 64, **fields)
 
 
 class Oracle(torch.nn.Module):
@@ -31,18 +39,14 @@ def test_error_rate_counts_mistakes():
 
 
 def test_labels_follow_the_paper():
-    assert model_label({"model": "cnn"}) == "CNN"
-    assert model_label({"model": "st-cnn", "transform": "tps"}) == "ST-CNN TPS"
-    assert model_label({"model": "st-fcn", "transform": "affine"}) == "ST-FCN Aff"
+    assert _card("R", "cnn").label == "CNN"
+    assert _card("R", "st-cnn", "tps").label == "ST-CNN TPS"
+    assert _card("R", "st-fcn", "affine").label == "ST-FCN Aff"
     assert set(PAPER_TABLE["ST-CNN Aff"]) == {"R", "RTS", "P", "E", "TC"}
 
 
 def test_table_layout_puts_each_model_under_its_regime():
-    cards = {
-        "a": {"regime": "R", "architecture": {"model": "cnn"}},
-        "b": {"regime": "RTS", "architecture": {"model": "cnn"}},
-        "c": {"regime": "R", "architecture": {"model": "st-cnn", "transform": "affine"}},
-    }
+    cards = {"a": _card("R", "cnn"), "b": _card("RTS", "cnn"), "c": _card("R", "st-cnn", "affine")}
     results = {"a": {"R": 1.0, "P": 9.0}, "b": {"RTS": 0.5}, "c": {"R": 0.25}}
     table = results_table(results, cards, show_paper=True).splitlines()
     assert table[0] == "| model | R | RTS |"
@@ -51,15 +55,11 @@ def test_table_layout_puts_each_model_under_its_regime():
 
 
 def test_pretrained_readme_reports_each_models_training_cost():
-    card = {
-        "regime": "R",
-        "label": "ST-CNN Aff",
-        "architecture": {"model": "st-cnn", "transform": "affine"},
-        "parameter_count": 132698,
-        "test_error": {"R": 0.75},
-        "sample_error": {"R": 0.9},
-        "training": {"epochs": 40, "weight_decay": 1e-4, "images_seen": 2396160, "wall_time_s": 1590, "device": "cpu (1 thread)"},
-    }
+    training = TrainingRecord(
+        epochs=40, epochs_planned=40, images_seen=2396160, wall_time_s=1590, device="cpu (1 thread)", processes=1, optimizer="adam",
+        lr=1e-3, loc_lr=1e-3, batch_size=256, weight_decay=1e-4, seed=0, train_digits=60000, command="python -m stn_core.train",
+    )
+    card = _card("R", "st-cnn", "affine", parameter_count=132698, test_error={"R": 0.75}, sample_error={"R": 0.9}, training=training)
     readme = pretrained_readme({"pretrained/r-st-cnn-affine.safetensors": card}).splitlines()
     assert "| ST-CNN Aff | 0.75 (0.7) |" in readme
     row = "| ST-CNN Aff (R) | `r-st-cnn-affine.safetensors` | 132,698 | 40 | 0.0001 | 2,396,160 | 26 min | cpu (1 thread) | R 0.9 |"
@@ -70,7 +70,7 @@ def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
     torch.manual_seed(0)
     path = tmp_path / "r-cnn.safetensors"
     model = build_model({"model": "cnn", "canvas_size": 28})
-    save_model(model, path, {"name": "r-cnn", "regime": "R", "canvas_size": 28, "test_error": {}})
+    save_model(model, path, name="r-cnn", regime="R", test_error={})
     out = tmp_path / "results.json"
     assert main([str(path), "--regimes", "R", "P", "RTS", "--json", str(out), "--data-dir", str(mnist_dir), "--update-cards"]) == 0
     results = json.loads(out.read_text())
@@ -79,6 +79,6 @@ def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
     assert results[str(path)]["R"] == pytest.approx(error_rate(model.eval(), images, labels))
     printed = capsys.readouterr().out
     assert "| CNN |" in printed and f"{results[str(path)]['R']:.2f}" in printed
-    card = json.loads(path.with_suffix(".json").read_text())
-    assert card["test_error"]["P"] == pytest.approx(results[str(path)]["P"], abs=1e-4)
-    assert set(card["sample_error"]) == {"R", "P"} and 0 <= card["sample_error"]["R"] <= 100
+    card = read_card(path)
+    assert card.test_error["P"] == pytest.approx(results[str(path)]["P"], abs=1e-4)
+    assert set(card.sample_error) == {"R", "P"} and 0 <= card.sample_error["R"] <= 100 and card.test_digits == 10000

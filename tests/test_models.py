@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stn_core.geometry import make_transform
-from stn_core.models import MODEL_NAMES, STClassifier, build_model, count_parameters
+from stn_core.models import MODEL_NAMES, ModelConfig, STClassifier, build_model, count_parameters
 
 KINDS = [
     {"model": "cnn", "canvas_size": 28},
@@ -26,7 +26,8 @@ def test_interface_images_in_logits_out(kind):
     logits = model(torch.rand(5, 1, size, size))
     assert logits.shape == (5, 10) and torch.isfinite(logits).all()
     assert model.canvas_size == size
-    assert build_model(model.architecture).architecture == model.architecture
+    assert build_model(model.config).config == model.config == ModelConfig.from_dict(model.config.to_dict())
+    assert build_model(model.config.to_dict()).config == model.config
     with pytest.raises(ValueError, match=rf"\(N, 1, {size}, {size}\)"):
         model(torch.rand(5, 1, size + 1, size + 1))
     with pytest.raises(ValueError, match="expected images"):
@@ -68,6 +69,19 @@ def test_gradients_reach_the_localisation_net():
     assert model.spatial_transformer.regressor.weight.grad.abs().sum() > 0
 
 
+def test_config_fills_in_defaults_and_names_the_model():
+    config = ModelConfig("st-cnn", 42, transform="tps")
+    assert (config.output_size, config.tps_grid_size, config.hidden, config.batch_norm) == (42, 4, 0, False)
+    assert config.to_dict() == {
+        "model": "st-cnn", "canvas_size": 42, "hidden": 0, "batch_norm": False, "transform": "tps", "output_size": 42, "tps_grid_size": 4,
+    }
+    assert ModelConfig("st-cnn", 42).transform == "affine"
+    assert ModelConfig("fcn", 28).to_dict() == {"model": "fcn", "canvas_size": 28}
+    assert [ModelConfig.from_dict(kind).label for kind in KINDS] == [
+        "CNN", "FCN", "ST-CNN Aff", "ST-CNN Proj", "ST-CNN TPS", "ST-CNN Att", "ST-FCN Aff",
+    ]
+
+
 def test_parameter_counts_are_small():
     for kind in KINDS:
         assert count_parameters(build_model(kind)) < 400_000  # 26 models must fit in 25 MB
@@ -80,5 +94,19 @@ def test_bad_architectures():
         build_model({"model": "st-cnn", "canvas_size": 28, "transform": "spiral"})
     with pytest.raises(ValueError, match="canvas_size"):
         build_model({"model": "cnn", "canvas_size": 2})
+    with pytest.raises(ValueError, match="canvas_size: missing field"):
+        build_model({"model": "cnn"})
+    with pytest.raises(ValueError, match="canvas_size must be an integer, got '28'"):
+        build_model({"model": "cnn", "canvas_size": "28"})
+    with pytest.raises(ValueError, match="batch_norm must be true or false"):
+        ModelConfig("cnn", 28, batch_norm="yes")
+    with pytest.raises(ValueError, match="colour: unknown field"):
+        build_model({"model": "cnn", "canvas_size": 28, "colour": "red"})
+    with pytest.raises(ValueError, match="transform: only spatial-transformer models take it"):
+        ModelConfig("cnn", 28, transform="affine")
+    with pytest.raises(ValueError, match="batch_norm: only CNN classifiers"):
+        ModelConfig("st-fcn", 28, batch_norm=True)
+    with pytest.raises(ValueError, match="tps_grid_size: only the tps transform"):
+        ModelConfig("st-cnn", 28, transform="affine", tps_grid_size=3)
     assert set(MODEL_NAMES) == {"cnn", "fcn", "st-cnn", "st-fcn"}
     assert isinstance(build_model(KINDS[2]), STClassifier)

@@ -10,10 +10,13 @@ import pytest
 import torch
 
 from stn_core import load
+from stn_core.cards import model_slug
+from stn_core.checkpoints import read_card
 from stn_core.distortions import REGIMES
 from stn_core.evaluate import cards_table, error_rate, pretrained_readme, regime_test_set, replace_results_section, sample_test_set
+from stn_core.mnist import TEST_DIGITS
 from stn_core.models import build_model, count_parameters
-from stn_core.train import parse_args
+from stn_core.train import parse_args, recipe
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 SHIPPED = sorted(PRETRAINED.glob("*.safetensors"))
@@ -33,9 +36,11 @@ def test_loads_and_its_card_matches_its_tensors(weights):
     assert not model.training
     assert card["canvas_size"] == model.canvas_size == REGIMES[card["regime"]].canvas_size
     assert card["parameter_count"] == count_parameters(model) == count_parameters(build_model(card["architecture"]))
-    assert card["test_digits"] == 10000 and card["regime"] in card["test_error"]
+    assert card["test_digits"] == TEST_DIGITS and card["regime"] in card["test_error"]
     for key in ("epochs", "images_seen", "wall_time_s", "device", "command"):
         assert key in card["training"], key
+    assert model.card == read_card(weights) and model.card.to_json() == weights.with_suffix(".json").read_text()
+    assert model.card.name == weights.stem == model_slug(model.card.regime, model.config)
     size = model.canvas_size
     logits = model(torch.rand(3, 1, size, size))
     assert logits.shape == (3, 10)
@@ -44,7 +49,7 @@ def test_loads_and_its_card_matches_its_tensors(weights):
 @pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
 def test_error_on_the_shipped_sample_matches_the_card(weights):
     model = load(weights)
-    for regime, recorded in model.card["sample_error"].items():
+    for regime, recorded in model.card.sample_error.items():
         measured = error_rate(model, *sample_test_set(regime))
         assert abs(measured - recorded) <= 0.1 + 1e-9, (regime, measured, recorded)  # one digit in 1,000
 
@@ -52,12 +57,12 @@ def test_error_on_the_shipped_sample_matches_the_card(weights):
 @pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
 def test_full_test_set_reproduces_every_recorded_cell(weights, mnist_dir):
     model = load(weights)
-    for regime, recorded in model.card["test_error"].items():
+    for regime, recorded in model.card.test_error.items():
         assert error_rate(model, *regime_test_set(regime, mnist_dir)) == pytest.approx(recorded, abs=1e-3), regime
 
 
 def test_readmes_are_generated_from_the_cards():
-    cards = {str(p): json.loads(p.with_suffix(".json").read_text()) for p in SHIPPED}
+    cards = {str(p): read_card(p) for p in SHIPPED}
     assert (PRETRAINED / "README.md").read_text() == pretrained_readme(cards)
     readme = (PRETRAINED.parent / "README.md").read_text()
     assert replace_results_section(readme, cards_table(cards)) == readme
@@ -65,18 +70,13 @@ def test_readmes_are_generated_from_the_cards():
 
 def test_torch_hub_returns_a_shipped_model():
     model = torch.hub.load(str(PRETRAINED.parent), "rts_st_cnn_affine", source="local", trust_repo=True)
-    assert model.card["name"] == "rts-st-cnn-affine" and not model.training
-
-
-# What a run learns depends on these options; the rest only say where it writes and how it is split up.
-RECIPE = ("model", "transform", "regime", "output_size", "hidden", "batch_norm", "epochs", "batch_size",
-          "optimizer", "lr", "loc_lr", "weight_decay", "seed", "train_subset")
+    assert model.card.name == "rts-st-cnn-affine" and not model.training
 
 
 def _recipe(command_line: str) -> tuple[str, dict]:
     """``(name, recipe)`` of a ``[python] -m stn_core.train ...`` command line."""
     args = parse_args(shlex.split(command_line.partition("-m stn_core.train ")[2]))
-    return args.name, {option: getattr(args, option) for option in RECIPE}
+    return args.name, recipe(args)
 
 
 def test_the_readmes_train_the_table_loop_reproduces_every_shipped_recipe():
@@ -88,5 +88,5 @@ def test_the_readmes_train_the_table_loop_reproduces_every_shipped_recipe():
     readme_runs = dict(_recipe(line) for line in echoed.splitlines() if line.startswith("-m stn_core.train "))
     assert sorted(readme_runs) == IDS
     for weights in SHIPPED:
-        name, recipe = _recipe(json.loads(weights.with_suffix(".json").read_text())["training"]["command"])
-        assert name == weights.stem and recipe == readme_runs[name], name
+        name, shipped = _recipe(read_card(weights).training.command)
+        assert name == weights.stem and shipped == readme_runs[name], name

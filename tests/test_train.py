@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stn_core.train import parse_args, train
+from stn_core import timelapse
+from stn_core.train import RECIPE, RUN_DEFINING, parse_args, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model", "st-cnn", "--regime", "R", "--train-subset", "512", "--batch-size", "128", "--test-subset", "200"]
@@ -35,8 +36,9 @@ def test_short_training_learns(mnist_dir, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2, 3]
     assert log[-1]["train_loss"] < 0.6 * log[0]["train_loss"]
     assert log[-1]["test_error"] < 20.0
-    assert card["test_error"] == {"R": log[-1]["test_error"]}
-    assert card["training"]["images_seen"] == 3 * (6000 // 64) * 64
+    assert card.test_error == {"R": log[-1]["test_error"]}
+    assert card.training.images_seen == 3 * (6000 // 64) * 64 and card.training.train_digits == 6000
+    assert card.name == "r-cnn" and card.config.model == "cnn" and card.config.batch_norm is False
     assert (out / "r-cnn.safetensors").exists() and (out / "r-cnn.json").exists()
 
 
@@ -50,14 +52,16 @@ def test_resume_continues_exactly(mnist_dir, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     drop_time = lambda log: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in log]  # noqa: E731
     assert drop_time(_log(straight)) == drop_time(_log(resumed))
-    assert card["training"]["epochs"] == 2 and card["training"]["images_seen"] == 2 * 512
+    assert card.training.epochs == 2 and card.training.images_seen == 2 * 512
 
 
 def test_timelapse_records_theta_from_the_identity(mnist_dir, tmp_path):
     out, _ = _run(tmp_path, mnist_dir, "lapse", "--epochs", "2", "--timelapse-every", "2")
-    with np.load(out / "timelapse.npz") as lapse:
-        steps, theta, warped = lapse["steps"], lapse["theta"], lapse["warped"]
-        assert lapse["canvases"].shape == (16, 28, 28) and lapse["labels"].shape == (16,)
+    lapse = timelapse.load(out / "timelapse.npz")
+    steps, theta, warped = lapse.steps, lapse.theta, lapse.warped
+    assert lapse.canvases.shape == (16, 28, 28) and lapse.labels.shape == (16,) and lapse.batch_size == 128
+    with np.load(out / "timelapse.npz") as raw:  # the file format others read
+        assert sorted(raw.files) == ["batch_size", "canvases", "labels", "steps", "theta", "warped"]
     assert steps.tolist() == [0, 2, 4, 6, 8]  # 4 steps of 128 per epoch
     assert theta.shape == (5, 16, 6) and warped.shape == (5, 16, 28, 28) and warped.dtype == np.uint8
     assert np.allclose(theta[0], [1, 0, 0, 0, 1, 0], atol=1e-6)
@@ -75,6 +79,16 @@ def test_bad_options_are_refused():
         parse_args(["--epochs", "0"])
     with pytest.raises(SystemExit):
         parse_args(["--regime", "XYZ"])
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "fcn", "--batch-norm"])  # only CNN classifiers take it
+    with pytest.raises(SystemExit):
+        parse_args(["--name", "My Model"])  # names are slugs
+
+
+def test_the_recipe_is_what_a_resumed_run_must_agree_on_less_the_test_subset():
+    assert RUN_DEFINING == (*RECIPE, "test_subset")
+    args = parse_args(["--model", "st-cnn", "--transform", "tps", "--regime", "E"])
+    assert args.name == "e-st-cnn-tps" and args.loc_lr == args.lr
 
 
 def test_two_process_torchrun_ends_with_identical_weights(mnist_dir, tmp_path):

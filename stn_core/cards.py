@@ -1,0 +1,282 @@
+"""Model cards: the one type that writes, reads and validates a model's card.
+
+A card (``NAME.json`` beside ``NAME.safetensors``) says what the model is (its
+:class:`~stn_core.models.ModelConfig`, stored as ``architecture``), what it was trained for
+(``regime``), how well it does (test error per regime on the fixed test sets, and on the
+1,000 shipped digits), what training cost and the command that made it, plus the SHA-256
+of the weights. :class:`ModelCard` is the only code that turns a card into JSON or back:
+a card with a missing field, an unknown field or a value of the wrong type is refused with
+a :class:`CardError` naming the field (``training.epochs: missing field``).
+
+Keys: a model's ``name`` is its stable slug (``rts-st-cnn-affine``, see :func:`model_slug`),
+also the stem of its files; ``label`` (``ST-CNN Aff``) is derived from the config, never
+stored on its own.
+
+>>> from stn_core.models import ModelConfig
+>>> config = ModelConfig("st-cnn", canvas_size=42, transform="affine")
+>>> card = ModelCard(model_slug("RTS", config), "RTS", config, parameter_count=1, weights_sha256="0" * 64)
+>>> card.name, card.label, card.display_name
+('rts-st-cnn-affine', 'ST-CNN Aff', 'RTS · ST-CNN Aff')
+>>> ModelCard.from_json(card.to_json()) == card
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from .distortions import REGIMES
+from .models import ModelConfig
+
+__all__ = ["CardError", "ModelCard", "TrainingRecord", "model_slug"]
+
+SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CardError(ValueError):
+    """A model card that is not what the schema says; the message names the field."""
+
+
+def model_slug(regime: str, config: ModelConfig) -> str:
+    """The stable key of a model: ``REGIME-MODEL[-TRANSFORM]`` in lower case (``rts-st-cnn-affine``)."""
+    return "-".join(filter(None, [REGIMES[regime].slug, config.model, config.transform]))
+
+
+# -- checking JSON values ---------------------------------------------------------------------
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_KINDS = {
+    "string": (lambda v: isinstance(v, str), "a string"),
+    "integer": (_is_int, "an integer"),
+    "number": (_is_number, "a number"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+}
+
+
+def _get(record: dict, name: str, kind: str, where: str = "", *, optional: bool = False, nullable: bool = False):
+    """``record[name]`` checked to be of ``kind``; ``None`` when it may be absent (or null) and is."""
+    path = f"{where}{name}"
+    if name not in record:
+        if optional:
+            return None
+        raise CardError(f"{path}: missing field")
+    value = record[name]
+    if value is None and nullable:
+        return None
+    check, described = _KINDS[kind]
+    if not check(value):
+        raise CardError(f"{path} must be {described}{' or null' if nullable else ''}, got {value!r}")
+    return value
+
+
+def _no_unknown(record: dict, known, where: str) -> None:
+    unknown = [name for name in record if name not in known]
+    if unknown:
+        raise CardError(f"{where}{unknown[0]}: unknown field")
+
+
+def _errors(record: dict, name: str, *, optional: bool) -> dict[str, float] | None:
+    """An error-per-regime record (``{"RTS": 0.61}``), checked."""
+    if name not in record and optional:
+        return None
+    value = record.get(name)
+    if not isinstance(value, dict):
+        raise CardError(f"{name}: missing field" if name not in record else f"{name} must be an object {{regime: error %}}, got {value!r}")
+    for regime, error in value.items():
+        if regime not in REGIMES:
+            raise CardError(f"{name}.{regime}: unknown regime; expected one of {', '.join(REGIMES)}")
+        if not _is_number(error):
+            raise CardError(f"{name}.{regime} must be a number, got {error!r}")
+    return dict(value)
+
+
+# -- the card ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """How a model was trained (written by :mod:`stn_core.train`).
+
+    ``rank_fingerprints`` is set by data-parallel runs only: each process's sum and sum of
+    squares of the final weights, which must agree.
+    """
+
+    epochs: int
+    epochs_planned: int
+    images_seen: int
+    wall_time_s: float
+    device: str
+    processes: int
+    optimizer: str
+    lr: float
+    loc_lr: float | None  # None for models without a localisation net
+    batch_size: int
+    weight_decay: float
+    seed: int
+    train_digits: int
+    command: str
+    rank_fingerprints: list | None = None
+
+    _KIND = {
+        "epochs": "integer", "epochs_planned": "integer", "images_seen": "integer", "wall_time_s": "number",
+        "device": "string", "processes": "integer", "optimizer": "string", "lr": "number", "loc_lr": "number",
+        "batch_size": "integer", "weight_decay": "number", "seed": "integer", "train_digits": "integer",
+        "command": "string", "rank_fingerprints": "list",
+    }
+
+    @classmethod
+    def from_dict(cls, record) -> "TrainingRecord":
+        if not isinstance(record, dict):
+            raise CardError(f"training must be an object, got {record!r}")
+        _no_unknown(record, cls._KIND, "training.")
+        values = {}
+        for f in fields(cls):
+            optional = f.name == "rank_fingerprints"
+            values[f.name] = _get(record, f.name, cls._KIND[f.name], "training.", optional=optional, nullable=f.name == "loc_lr")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        if self.rank_fingerprints is None:
+            del record["rank_fingerprints"]
+        return record
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model's card, checked on creation and on reading.
+
+    Attributes:
+        name: the model's slug (lower case, digits and single dashes), its key everywhere.
+        regime: the distortion regime it was trained for (a key of
+            :data:`~stn_core.distortions.REGIMES`); its canvas must be the model's.
+        config: the architecture; stored in the JSON as ``architecture``.
+        parameter_count: number of parameters of the weights.
+        weights_sha256: SHA-256 of the ``.safetensors`` file, checked at load.
+        test_error: error (%) per regime on the fixed distorted test sets.
+        test_digits: how many test digits ``test_error`` was measured on.
+        training: how it was trained (``None`` for a model saved without training).
+        torch_version, created_utc: the torch build and time that wrote it.
+        sample_error: error (%) per regime on the 1,000 shipped sample digits.
+    """
+
+    name: str
+    regime: str
+    config: ModelConfig
+    parameter_count: int
+    weights_sha256: str
+    test_error: dict[str, float] = field(default_factory=dict)
+    test_digits: int | None = None
+    training: TrainingRecord | None = None
+    torch_version: str | None = None
+    created_utc: str | None = None
+    sample_error: dict[str, float] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not SLUG.match(self.name):
+            raise CardError(f"name must be a slug (lower-case letters, digits and single dashes), got {self.name!r}")
+        if self.regime not in REGIMES:
+            raise CardError(f"regime: unknown regime {self.regime!r}; expected one of {', '.join(REGIMES)}")
+        if not isinstance(self.config, ModelConfig):
+            raise CardError(f"architecture must be a ModelConfig, got {type(self.config).__name__}")
+        canvas = REGIMES[self.regime].canvas_size
+        if self.config.canvas_size != canvas:
+            raise CardError(
+                f"regime: {self.regime} draws {canvas}x{canvas} canvases, but architecture.canvas_size is {self.config.canvas_size}"
+            )
+        if not _is_int(self.parameter_count) or self.parameter_count < 1:
+            raise CardError(f"parameter_count must be a positive integer, got {self.parameter_count!r}")
+        if not isinstance(self.weights_sha256, str) or not SHA256.match(self.weights_sha256):
+            raise CardError(f"weights_sha256 must be 64 lower-case hex digits, got {self.weights_sha256!r}")
+        if self.training is not None and not isinstance(self.training, TrainingRecord):
+            raise CardError(f"training must be a TrainingRecord, got {type(self.training).__name__}")
+
+    @property
+    def label(self) -> str:
+        """The paper's name for the model kind (``ST-CNN Aff``), from its config."""
+        return self.config.label
+
+    @property
+    def canvas_size(self) -> int:
+        return self.config.canvas_size
+
+    @property
+    def display_name(self) -> str:
+        """Regime and label, as people read them: ``RTS · ST-CNN Aff``."""
+        return f"{self.regime} · {self.label}"
+
+    # -- JSON -----------------------------------------------------------------------------
+
+    FIELDS = (
+        "name", "label", "regime", "canvas_size", "test_error", "test_digits", "training", "torch_version", "created_utc",
+        "architecture", "parameter_count", "weights_sha256", "sample_error",
+    )
+
+    def to_dict(self) -> dict:
+        """The card as JSON values, in the fixed field order; unset optional fields are left out."""
+        record = {
+            "name": self.name, "label": self.label, "regime": self.regime, "canvas_size": self.canvas_size,
+            "test_error": dict(self.test_error), "test_digits": self.test_digits,
+            "training": None if self.training is None else self.training.to_dict(),
+            "torch_version": self.torch_version, "created_utc": self.created_utc,
+            "architecture": self.config.to_dict(), "parameter_count": self.parameter_count,
+            "weights_sha256": self.weights_sha256,
+            "sample_error": None if self.sample_error is None else dict(self.sample_error),
+        }
+        return {name: value for name, value in record.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, record) -> "ModelCard":
+        """The card of a JSON object; raises :class:`CardError` naming a missing, unknown or bad field."""
+        if not isinstance(record, dict):
+            raise CardError(f"a model card must be a JSON object, got {type(record).__name__}")
+        _no_unknown(record, cls.FIELDS, "")
+        architecture = record.get("architecture")
+        if not isinstance(architecture, dict):
+            raise CardError("architecture: missing field" if architecture is None else f"architecture must be an object, got {architecture!r}")
+        try:
+            config = ModelConfig.from_dict(architecture)
+        except ValueError as error:
+            raise CardError(f"architecture.{error}") from None
+        training = record.get("training")
+        card = cls(
+            name=_get(record, "name", "string"),
+            regime=_get(record, "regime", "string"),
+            config=config,
+            parameter_count=_get(record, "parameter_count", "integer"),
+            weights_sha256=_get(record, "weights_sha256", "string"),
+            test_error=_errors(record, "test_error", optional=True) or {},
+            test_digits=_get(record, "test_digits", "integer", optional=True),
+            training=None if training is None else TrainingRecord.from_dict(training),
+            torch_version=_get(record, "torch_version", "string", optional=True),
+            created_utc=_get(record, "created_utc", "string", optional=True),
+            sample_error=_errors(record, "sample_error", optional=True),
+        )
+        # Fields stored for readers but derived from the config: they must agree with it.
+        for name, derived in (("label", card.label), ("canvas_size", card.canvas_size)):
+            stored = _get(record, name, "string" if name == "label" else "integer")
+            if stored != derived:
+                raise CardError(f"{name}: the card says {stored!r}, its architecture makes it {derived!r}")
+        return card
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelCard":
+        try:
+            record = json.loads(text)
+        except ValueError as error:
+            raise CardError(f"not JSON ({error})") from None
+        return cls.from_dict(record)
