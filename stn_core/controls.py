@@ -17,9 +17,9 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from .distortions import ELASTIC_GRID, UNIT_CORNERS, Distortion, draw_clutter, draw_distortion
+from .distortions import DIGIT_SIZE, ELASTIC_GRID, REGIMES, UNIT_CORNERS, Distortion, draw_clutter, draw_distortion
 
-__all__ = ["CONTROL_NAMES", "CONTROL_RANGES", "Controls"]
+__all__ = ["CONTROL_NAMES", "CONTROL_RANGES", "Controls", "trained_ranges"]
 
 # Documented range of every control; values outside are clamped, non-numbers refused.
 CONTROL_RANGES = {
@@ -84,7 +84,8 @@ class Controls:
             scale=float(drawn.scale[0]),
             shift_x=float(drawn.shift[0, 0]),
             shift_y=float(drawn.shift[0, 1]),
-            clutter=regime == "TC",
+            shear=float(drawn.shear[0]),
+            clutter=REGIMES[regime].clutter is not None,
         )
 
     def distortion(self, canvas_size: int, pool_size: int) -> Distortion:
@@ -110,3 +111,43 @@ class Controls:
 
 # The order of the controls everywhere they travel as a list (sliders, API, links).
 CONTROL_NAMES = tuple(f.name for f in fields(Controls))
+
+
+def trained_ranges(regime: str) -> dict[str, tuple[float, float]]:
+    """The control values a model trained on ``regime`` has seen, per control.
+
+    Read from the regime's :class:`~stn_core.distortions.Regime` entry. The shift range is
+    the widest one the regime draws (at its smallest scale); for a fixed parameter the range
+    is one point. The app shades these ranges on its sliders.
+
+    >>> trained_ranges("RTS")["rotation"]
+    (-45.0, 45.0)
+    >>> trained_ranges("R")["shift_x"]
+    (0.0, 0.0)
+    """
+    spec = REGIMES[regime]
+    canvas = spec.canvas_size
+    low_scale, high_scale = spec.scale or (1.0, 1.0)
+    shift = 0.0
+    if spec.shift == "frame":
+        shift = (canvas - DIGIT_SIZE * low_scale) / canvas
+    elif spec.shift == "pixel":
+        shift = ((canvas - DIGIT_SIZE) // 2) / (canvas / 2)
+    perspective = (0.0, 0.0)
+    if spec.perspective:
+        corner_scale, sigma_low, sigma_high = spec.perspective
+        # corners = c * unit + sigma * z = c * (unit + (sigma / c) * z): strength sigma / (c * 0.2)
+        perspective = (sigma_low / (corner_scale * PERSPECTIVE_SIGMA), sigma_high / (corner_scale * PERSPECTIVE_SIGMA))
+        if corner_scale != 1.0:
+            low_scale = high_scale = corner_scale
+    elastic = (spec.elastic[0] / ELASTIC_SIGMA, spec.elastic[1] / ELASTIC_SIGMA) if spec.elastic else (0.0, 0.0)
+    ranges = {
+        "rotation": tuple(map(float, spec.rotation or (0.0, 0.0))),
+        "scale": (float(low_scale), float(high_scale)),
+        "shift_x": (-round(shift, 4), round(shift, 4)),
+        "shift_y": (-round(shift, 4), round(shift, 4)),
+        "shear": tuple(map(float, spec.shear or (0.0, 0.0))),
+        "perspective": (round(perspective[0], 4), round(perspective[1], 4)),
+        "elastic": (round(elastic[0], 4), round(elastic[1], 4)),
+    }
+    return {name: (float(low) + 0.0, float(high) + 0.0) for name, (low, high) in ranges.items()}

@@ -9,7 +9,9 @@ Every handler takes plain values (numpy digits, floats, strings) and returns pla
 
 from __future__ import annotations
 
+import base64
 import functools
+import zlib
 from dataclasses import dataclass
 from urllib.parse import urlencode
 from pathlib import Path
@@ -22,8 +24,9 @@ from stn_core.geometry import Affine, Attention, affine_theta, decompose_affine,
 from stn_core.controls import CONTROL_RANGES, Controls
 
 from .service import InferenceService
-from stn_core.preprocess import ImageInputError, prepare_digit
-from .rendering import grid_svg, picture_html, theta_markdown, to_picture
+from stn_core.distortions import REGIMES
+from stn_core.preprocess import ImageInputError, decode_image, prepare_digit
+from .rendering import grid_svg, picture_html, png_data_url, theta_markdown, to_picture
 
 __all__ = ["DISPLAY_SIZE", "LabError", "Lab", "Frame"]
 
@@ -32,6 +35,11 @@ TIMELAPSE_FILE = Path(__file__).resolve().parent.parent / "assets" / "timelapse_
 
 
 THETA_DEFAULTS = {"rotation": 0.0, "scale_x": 1.0, "scale_y": 1.0, "shear": 0.0, "shift_x": 0.0, "shift_y": 0.0}
+# The "Set θ yourself" sliders: (low, high, step) of each affine part.
+THETA_RANGES = {
+    "rotation": (-180, 180, 1), "scale_x": (0.2, 2.0, 0.01), "scale_y": (0.2, 2.0, 0.01),
+    "shear": (-1.0, 1.0, 0.01), "shift_x": (-1.0, 1.0, 0.01), "shift_y": (-1.0, 1.0, 0.01),
+}
 
 
 class LabError(ValueError):
@@ -202,9 +210,10 @@ class Lab:
         )
         return text, picture_html(frame.canvas, DISPLAY_SIZE, "input U")
 
-    def predict(self, image, rotation=0.0, scale=1.0, shift_x=0.0, shift_y=0.0, model: str | None = None) -> tuple[dict, Image.Image]:
+    def predict(self, image, rotation=0.0, scale=1.0, shift_x=0.0, shift_y=0.0, model: str | None = None) -> dict:
         """The public ``/predict`` endpoint: an image file and a distortion by name ->
-        ``({model, theta, st_label, st_probs, cnn_label, cnn_probs}, warped picture)``."""
+        ``{model, theta, st_label, st_probs, cnn_label, cnn_probs, warped_png}`` (the warped
+        output V as a ``data:`` URL of a PNG at its own size)."""
         digit = self.digit_from_image(image)
         controls = self.controls(rotation=rotation, scale=scale, shift_x=shift_x, shift_y=shift_y)
         key = self.model_key(model or None)
@@ -217,13 +226,40 @@ class Lab:
             "cnn_label": frame.cnn_label,
             "cnn_probs": None if frame.cnn_probs is None else [frame.cnn_probs[str(d)] for d in range(10)],
         }
-        return result, to_picture(frame.warped, DISPLAY_SIZE)
+        result["warped_png"] = png_data_url(frame.warped)
+        return result
 
     def random_controls(self, regime: str, seed: int) -> Controls:
         """A random distortion of ``regime`` as slider values (the regime's own draw)."""
-        if regime not in ("R", "RTS", "P", "E", "TC"):
-            raise LabError(f"unknown regime {regime!r}")
+        if regime not in REGIMES:
+            raise LabError(f"unknown regime {regime!r}; expected one of {', '.join(REGIMES)}")
         return Controls.from_regime(regime, int(seed))
+
+    def regimes(self) -> list[str]:
+        """The regimes some shipped model was trained on, in the order of :data:`REGIMES`."""
+        trained = {choice.regime for choice in self.service.choices.values()}
+        return [name for name in REGIMES if name in trained]
+
+    def first_sample_of(self, digit_class: int) -> int:
+        """Index of the first shipped sample digit of class ``digit_class``."""
+        return int((self.service.sample_labels == int(digit_class)).nonzero()[0])
+
+    @staticmethod
+    def has_ink(image) -> bool:
+        """Whether a sketch holds any stroke (a blank canvas is one flat colour)."""
+        pixels = np.asarray(image)
+        return pixels.size > 0 and float(pixels.max()) - float(pixels.min()) > 8
+
+    def upload_preview(self, image, size: int = 160) -> Image.Image:
+        """An uploaded image as the user sent it (greyscale, at most ``size`` px), to show
+        beside its normalised 28x28 version."""
+        try:
+            gray = decode_image(image["path"] if isinstance(image, dict) else image)
+        except ImageInputError as error:
+            raise LabError(str(error)) from None
+        picture = Image.fromarray((np.clip(gray, 0, 1) * 255 + 0.5).astype(np.uint8), mode="L")
+        picture.thumbnail((size, size))
+        return picture
 
     def model_for_regime(self, regime: str, transform: str = "affine") -> str | None:
         """The shipped ST-CNN for ``regime``, preferring ``transform``."""
@@ -266,10 +302,14 @@ class Lab:
             frame_theta = Attention.to_affine(frame_theta.reshape(1, 3))[0]
         elif transform != "affine":
             raise LabError("only affine and attention thetas can be copied into the affine sliders")
-        parts = decompose_affine(frame_theta.reshape(2, 3))
-        return {name: round(float(value), 4) for name, value in parts._asdict().items()}
-
-
+        parts = decompose_affine(frame_theta.reshape(2, 3))._asdict()
+        # Values the sliders can hold: on their steps, inside their ranges.
+        fitted = {}
+        for name, (low, high, step) in THETA_RANGES.items():
+            value = round(round(float(parts[name]) / step) * step, 6)
+            fitted[name] = int(value) if isinstance(step, int) else min(max(value, low), high)
+            fitted[name] = min(max(fitted[name], low), high)
+        return fitted
 
     # -- invariance sweep -----------------------------------------------------------------
 
@@ -378,7 +418,8 @@ class Lab:
         """Read a view back from URL query parameters; anything unreadable keeps its default.
 
         Returns:
-            ``{"controls": Controls, "sample": int | None, "model": str, "tab": str | None}``.
+            ``{"controls": Controls, "sample": int | None, "digit": (28, 28) array | None,
+            "model": str, "tab": str | None}``.
         """
         values = {}
         for short, name in QUERY_KEYS.items():
@@ -397,18 +438,27 @@ class Lab:
             self.sample_digit(sample)
         except (KeyError, TypeError, ValueError):
             sample = None
+        digit = None
+        if sample is None and params.get("digit"):
+            try:
+                digit = unpack_digit(params["digit"])
+            except LabError:
+                digit = None
         model = params.get("model")
         model = model if model in self.service.choices else self.service.default_key()
         tab = params.get("tab") if params.get("tab") in TABS else None
-        return {"controls": controls, "sample": sample, "model": model, "tab": tab}
+        return {"controls": controls, "sample": sample, "digit": digit, "model": model, "tab": tab}
 
-    def query_string(self, controls: Controls, sample: int | None, model: str | None, tab: str | None) -> str:
-        """``?...`` that :meth:`state_from_query` turns back into this view."""
+    def query_string(self, controls: Controls, sample: int | None, model: str | None, tab: str | None, digit=None) -> str:
+        """``?...`` that :meth:`state_from_query` turns back into this view: a sample by its
+        number, any other digit (drawn or uploaded) packed into the link itself."""
         controls = controls.checked()
         params = {short: round(getattr(controls, name), 4) for short, name in QUERY_KEYS.items()}
         params["clutter"] = int(controls.clutter)
         if sample is not None:
             params["sample"] = int(sample)
+        elif digit is not None:
+            params["digit"] = pack_digit(digit)
         if model:
             params["model"] = model
         if tab in TABS:
@@ -421,3 +471,30 @@ QUERY_KEYS = {
     "persp": "perspective", "elastic": "elastic", "seed": "seed",
 }
 TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter")
+
+
+def pack_digit(digit: np.ndarray) -> str:
+    """A ``(28, 28)`` digit in [0, 1] as a short URL-safe text (uint8, zlib, base64url):
+    about 300 characters for a drawn digit, as most of its pixels are background.
+
+    >>> digit = np.zeros((28, 28), np.float32); digit[10:18, 13:15] = 1.0
+    >>> bool(np.array_equal(unpack_digit(pack_digit(digit)), digit))
+    True
+    """
+    pixels = (np.clip(np.asarray(digit, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    if pixels.shape != (28, 28):
+        raise LabError(f"expected a (28, 28) digit, got {pixels.shape}")
+    return base64.urlsafe_b64encode(zlib.compress(pixels.tobytes(), 9)).decode("ascii").rstrip("=")
+
+
+def unpack_digit(text: str) -> np.ndarray:
+    """:func:`pack_digit`'s text back to a ``(28, 28)`` float32 digit; :class:`LabError` otherwise."""
+    if not isinstance(text, str) or len(text) > 2000:
+        raise LabError("the digit in this link is not readable")
+    try:
+        raw = zlib.decompressobj().decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), 28 * 28 + 1)
+    except (ValueError, zlib.error):
+        raise LabError("the digit in this link is not readable") from None
+    if len(raw) != 28 * 28:
+        raise LabError("the digit in this link is not readable")
+    return np.frombuffer(raw, np.uint8).reshape(28, 28).astype(np.float32) / 255.0

@@ -20,7 +20,7 @@ from PIL import Image
 
 from stn_core.geometry import ThinPlateSpline, Transform, decompose_affine
 
-__all__ = ["GRID_COLOUR", "grid_lines", "grid_svg", "picture_html", "png_data_url", "theta_markdown", "to_picture"]
+__all__ = ["GRID_COLOUR", "grid_lines", "grid_svg", "picture_html", "png_data_url", "theta_markdown", "theta_words", "to_picture"]
 
 GRID_COLOUR = (255, 159, 28)  # amber: visible on black canvas and white ink alike
 OUTLINE_COLOUR = (255, 59, 48)
@@ -111,6 +111,31 @@ def _matrix(rows: list[list[float]]) -> str:
     return f"```\n{body}\n```"
 
 
+def theta_words(transform: Transform, theta: torch.Tensor, bold: bool = False) -> str:
+    """What ``theta`` does to the sampling grid, in one line of words.
+
+    Affine and attention thetas are read as rotation, scale, shear and shift (see
+    :func:`~stn_core.geometry.decompose_affine`); a projective or thin-plate-spline theta
+    has no such reading and is named instead.
+
+    >>> from stn_core.geometry import Affine, affine_theta
+    >>> theta_words(Affine(), affine_theta(rotation=30.0, scale_x=0.5, scale_y=0.5).reshape(6))
+    'grid rotated +30.0°, scaled 0.50 × 0.50, sheared +0.00, shifted (+0.00, +0.00)'
+    """
+    values = theta.detach().double().cpu().reshape(-1)
+    if transform.name == "attention":
+        s, tx, ty = values.tolist()
+        values = torch.tensor([s, 0.0, tx, 0.0, s, ty], dtype=torch.float64)
+    elif transform.name != "affine":
+        return f"{transform.name} θ: {values.numel()} numbers (no reading as rotation and scale)"
+    parts = decompose_affine(values.reshape(2, 3))
+    b = "**" if bold else ""
+    return (
+        f"grid rotated {b}{float(parts.rotation):+.1f}°{b}, scaled {b}{float(parts.scale_x):.2f} × {float(parts.scale_y):.2f}{b}, "
+        f"sheared {b}{float(parts.shear):+.2f}{b}, shifted {b}({float(parts.shift_x):+.2f}, {float(parts.shift_y):+.2f}){b}"
+    )
+
+
 def theta_markdown(transform: Transform, theta: torch.Tensor) -> str:
     """``theta`` as a matrix (or homography, or control points) and, for affine and
     attention, its reading in words."""
@@ -121,11 +146,7 @@ def theta_markdown(transform: Transform, theta: torch.Tensor) -> str:
             s, tx, ty = values.tolist()
             values = torch.tensor([s, 0.0, tx, 0.0, s, ty], dtype=torch.float64)
         matrix = values.reshape(2, 3)
-        parts = decompose_affine(matrix)
-        words = (
-            f"grid rotated **{float(parts.rotation):+.1f}°**, scaled **{float(parts.scale_x):.2f} × {float(parts.scale_y):.2f}**, "
-            f"sheared **{float(parts.shear):+.2f}**, shifted **({float(parts.shift_x):+.2f}, {float(parts.shift_y):+.2f})**"
-        )
+        words = theta_words(transform, theta, bold=True)
         return f"**θ ({transform.name})**\n{_matrix(matrix.tolist())}\n{words}\n\n{convention}"
     if transform.name == "projective":
         homography = torch.cat([values, torch.ones(1, dtype=torch.float64)]).reshape(3, 3)

@@ -33,13 +33,16 @@ from stn_core.mnist import load_sample
 __all__ = ["InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
 
 log = logging.getLogger(__name__)
+# The model the page opens with: a setting, so that shipping a better default is one line.
+DEFAULT_MODEL = "rts-st-cnn-affine"
 PRETRAINED_DIR = Path(os.environ.get("STN_MODEL_DIR") or Path(__file__).resolve().parent.parent / "pretrained")
 
 @dataclass(frozen=True)
 class ModelChoice:
     """An ST model and the plain CNN trained on the same regime (``cnn`` may be ``None``)."""
 
-    key: str
+    key: str  # the ST model's slug, e.g. "rts-st-cnn-affine"
+    title: str  # for people: "RTS · ST-CNN Aff"
     regime: str
     transform: str
     st: torch.nn.Module
@@ -104,8 +107,8 @@ class InferenceService:
             if model.config.model != "st-cnn":
                 continue
             regime, transform = model.card.regime, model.config.transform
-            key = model.card.display_name
-            self.choices[key] = ModelChoice(key, regime, transform, model, baselines.get(regime))
+            title = f"{regime} · {model.config.label}"
+            self.choices[name] = ModelChoice(name, title, regime, transform, model, baselines.get(regime))
         images, labels, _ = load_sample()
         self.sample_images = images.unsqueeze(1).float().div(255.0)  # (1000, 1, 28, 28)
         self.sample_labels = labels
@@ -117,8 +120,8 @@ class InferenceService:
         return self.choices[key]
 
     def default_key(self) -> str | None:
-        """The RTS affine ST-CNN when shipped, else the first model."""
-        preferred = "RTS · ST-CNN Aff"
+        """:data:`DEFAULT_MODEL` (or ``$STN_DEFAULT_MODEL``) when shipped, else the first model."""
+        preferred = os.environ.get("STN_DEFAULT_MODEL") or DEFAULT_MODEL
         return preferred if preferred in self.choices else next(iter(self.choices), None)
 
     def distort(self, digits: torch.Tensor, controls: list[Controls], canvas_size: int) -> torch.Tensor:

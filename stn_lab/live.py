@@ -1,0 +1,313 @@
+"""The live channel: slider frames over one WebSocket per browser, batched across students.
+
+Why not Gradio's events: every Gradio event goes through its per-event queue and event
+stream, which on 2 cores tops out at about 90-180 events/s in all (a trivial echo endpoint
+included), far below a lecture hall dragging sliders. Here each browser keeps one socket
+open; the server keeps only the **newest** frame request per socket (a stale one is
+replaced, never computed) and a single worker turns all pending requests into one batched
+forward pass per tick, on the service's device (the GPU when there is one).
+
+Protocol (JSON text messages; see ``stn_lab/static/live.js`` for the client):
+
+* client -> server
+  - ``{"type": "digit", "digit": B64}``: the session's digit, 28x28 uint8 (784 bytes,
+    base64, row-major, ink bright on 0), as :func:`encode_digit` writes it.
+  - ``{"type": "frame", "seq": INT, "model": SLUG, "controls": {NAME: NUMBER, ...}}``:
+    the nine controls of :class:`stn_core.controls.Controls` (missing ones take their
+    defaults; values out of range are clamped, as every other input of the app).
+* server -> client
+  - ``{"type": "ready", "models": [...], "max_message_bytes": N}`` on connect;
+  - ``{"type": "frame", "seq": ..., ...}``: :func:`frame_payload`, answering a request;
+  - ``{"type": "error", "seq": ... or null, "message": TEXT}``: a bad message; the socket
+    stays open and keeps serving;
+  - ``{"type": "busy", "message": TEXT}`` then close (code 1013) when the server already
+    holds :attr:`LiveHub.max_connections` sockets.
+
+The same payload is served by the ``/live_frame`` Gradio API endpoint, so a browser whose
+proxy blocks WebSockets falls back to Gradio's event path and draws the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stn_core.controls import CONTROL_NAMES, Controls
+
+from .lab import Lab, LabError
+from .rendering import grid_lines, theta_words
+
+__all__ = ["LiveHub", "decode_digit", "encode_digit", "frame_payload", "parse_frame_request"]
+
+log = logging.getLogger(__name__)
+
+DIGIT_SIDE = 28
+GRID_LINES = 7  # lattice lines per direction drawn over the input (edges included)
+MAX_MESSAGE_BYTES = 4096  # a digit message is ~1.1 kB, a frame request ~0.3 kB
+MAX_CONNECTIONS = 400
+# A browser sends at most one request per answer; a client sending far faster than that is
+# flooding. Past this rate its socket is read more slowly (back-pressure), not closed.
+MAX_MESSAGES_PER_S = 200
+CLOSE_BUSY = 1013  # "try again later"
+
+
+def encode_digit(digit: np.ndarray) -> str:
+    """``(28, 28)`` float digit in [0, 1] -> base64 of its 784 uint8 pixels.
+
+    >>> decode_digit(encode_digit(np.eye(28, dtype=np.float32)))[3, 3]
+    np.float32(1.0)
+    """
+    pixels = (np.clip(np.asarray(digit, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if pixels.shape != (DIGIT_SIDE, DIGIT_SIDE):
+        raise ValueError(f"expected a (28, 28) digit, got {pixels.shape}")
+    return base64.b64encode(pixels.tobytes()).decode("ascii")
+
+
+def decode_digit(code) -> np.ndarray:
+    """Base64 of 784 uint8 pixels -> ``(28, 28)`` float32 digit in [0, 1].
+
+    Raises:
+        LabError: for anything that is not exactly that.
+    """
+    if not isinstance(code, str) or len(code) > 2 * DIGIT_SIDE * DIGIT_SIDE:
+        raise LabError("digit must be base64 of 28x28 = 784 bytes")
+    try:
+        raw = base64.b64decode(code, validate=True)
+    except (binascii.Error, ValueError):
+        raise LabError("digit is not valid base64") from None
+    if len(raw) != DIGIT_SIDE * DIGIT_SIDE:
+        raise LabError(f"digit must be 28x28 = 784 bytes, got {len(raw)}")
+    return np.frombuffer(raw, np.uint8).reshape(DIGIT_SIDE, DIGIT_SIDE).astype(np.float32) / 255.0
+
+
+def _b64(image: np.ndarray) -> str:
+    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return base64.b64encode(pixels.tobytes()).decode("ascii")
+
+
+def frame_payload(lab: Lab, key: str, result, seq=None) -> dict:
+    """What the browser needs to draw one frame, and nothing it would have to compute.
+
+    Returns:
+        ``{"type": "frame", "seq", "model", "transform", "canvas_size", "canvas" (base64
+        uint8, row-major), "warped_size", "warped", "theta" (list), "theta_words",
+        "grid" (list of polylines of [x, y] in the input's normalised coordinates, x right,
+        y down, [-1, 1]; the first and last of each half are the outline), "st" and "cnn"
+        (10 probabilities each; "cnn" null without a baseline)}``.
+    """
+    choice = lab.service.choice(key)
+    transform = choice.st.spatial_transformer.transform
+    # Straight lines need only their ends; projective and TPS grids bend.
+    samples = 2 if transform.name in ("affine", "attention") else 9
+    lines = grid_lines(transform, result.theta.double(), GRID_LINES, samples)
+    return {
+        "type": "frame",
+        "seq": seq,
+        "model": key,
+        "transform": transform.name,
+        "canvas_size": int(result.canvas.shape[-1]),
+        "canvas": _b64(result.canvas),
+        "warped_size": int(result.warped.shape[-1]),
+        "warped": _b64(result.warped),
+        "theta": [round(float(v), 5) for v in result.theta],
+        "theta_words": theta_words(transform, result.theta),
+        "grid": np.round(lines, 4).tolist(),
+        "st": [round(float(p), 5) for p in result.st_probs],
+        "cnn": None if result.cnn_probs is None else [round(float(p), 5) for p in result.cnn_probs],
+    }
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_message(text) -> dict:
+    """A client's message as a dict; :class:`LabError` for anything else (JSON's NaN and
+    Infinity included: they are not JSON, though Python's parser accepts them)."""
+    if isinstance(text, (bytes, bytearray)):
+        raise LabError("send JSON text messages, not binary ones")
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise LabError(f"message too long: {len(text)} characters, at most {MAX_MESSAGE_BYTES}")
+    try:
+        message = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise LabError(f"not a JSON message: {error}") from None
+    if not isinstance(message, dict) or message.get("type") not in ("digit", "frame"):
+        raise LabError('a message is a JSON object with "type" "digit" or "frame"')
+    return message
+
+
+def parse_frame_request(lab: Lab, message: dict) -> tuple[str, Controls]:
+    """``(model slug, checked controls)`` of a frame request; :class:`LabError` naming the
+    bad field otherwise."""
+    controls = message.get("controls", {})
+    if not isinstance(controls, dict):
+        raise LabError('"controls" must be an object of control values')
+    unknown = sorted(set(controls) - set(CONTROL_NAMES))
+    if unknown:
+        raise LabError(f"unknown controls {unknown}; expected some of {list(CONTROL_NAMES)}")
+    for name, value in controls.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LabError(f"{name} must be a finite number, got {value!r}")
+    model = message.get("model")
+    if model is not None and not isinstance(model, str):
+        raise LabError('"model" must be a model name')
+    key = lab.model_key(model)
+    defaults = Controls()
+    values = [controls.get(name, getattr(defaults, name)) for name in CONTROL_NAMES]
+    return key, lab.controls(*values)
+
+
+@dataclass(eq=False)
+class _Session:
+    """One connected browser: its digit, and its newest unanswered frame request."""
+
+    send: object  # async callable taking a str
+    digit: np.ndarray | None = None
+    pending: tuple | None = None  # (seq, key, controls, digit)
+    closed: bool = False
+    window_start: float = field(default_factory=time.monotonic)
+    window_count: int = 0
+
+
+class LiveHub:
+    """Serves the live channel: one :class:`_Session` per socket, one batched pass per tick.
+
+    Args:
+        lab: the handlers (and through them the models) the frames come from.
+        max_connections: sockets served at once; one more gets a "busy" answer.
+    """
+
+    def __init__(self, lab: Lab, max_connections: int = MAX_CONNECTIONS, max_messages_per_s: int = MAX_MESSAGES_PER_S):
+        self.lab = lab
+        self.max_connections = max_connections
+        self.max_messages_per_s = max_messages_per_s
+        self.sessions: set[_Session] = set()
+        self.frames_computed = 0
+        self.ticks = 0
+        # One compute thread: batches are computed one after another, and torch uses the
+        # cores inside each (intra-op threads) rather than batches competing for them.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stn-live")
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self._lock = threading.Lock()
+
+    # -- the socket -------------------------------------------------------------------------
+
+    async def endpoint(self, websocket) -> None:
+        """The Starlette WebSocket route: ``app.add_api_websocket_route("/live", hub.endpoint)``."""
+        from starlette.websockets import WebSocketDisconnect
+
+        await websocket.accept()
+        if len(self.sessions) >= self.max_connections:
+            await websocket.send_text(json.dumps({"type": "busy", "message": "the live view is busy: too many students at once; try again in a minute"}))
+            await websocket.close(CLOSE_BUSY)
+            return
+        session = _Session(websocket.send_text)
+        self.sessions.add(session)
+        self._ensure_worker()
+        try:
+            await websocket.send_text(json.dumps({"type": "ready", "models": list(self.lab.service.choices), "max_message_bytes": MAX_MESSAGE_BYTES}))
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                await self.receive(session, message.get("text") if message.get("text") is not None else message.get("bytes"))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            session.closed = True
+            session.pending = None
+            self.sessions.discard(session)
+
+    async def receive(self, session: _Session, text) -> None:
+        """Handle one message of ``session`` (exposed for tests without a server)."""
+        await self._throttle(session)
+        seq = None
+        try:
+            message = parse_message(text)
+            seq = message.get("seq")
+            if not (seq is None or (isinstance(seq, int) and not isinstance(seq, bool))):
+                seq = None
+                raise LabError('"seq" must be an integer')
+            if message["type"] == "digit":
+                session.digit = decode_digit(message.get("digit"))
+                return
+            key, controls = parse_frame_request(self.lab, message)
+            if session.digit is None:
+                raise LabError("no digit yet: send a digit message first")
+            session.pending = (seq, key, controls, session.digit)  # replaces a stale request
+            self._wake.set()
+        except LabError as error:
+            await self._send(session, {"type": "error", "seq": seq, "message": str(error)})
+
+    async def _throttle(self, session: _Session) -> None:
+        now = time.monotonic()
+        if now - session.window_start >= 1.0:
+            session.window_start, session.window_count = now, 0
+        session.window_count += 1
+        if session.window_count > self.max_messages_per_s:
+            # Read this socket no faster than the limit: the client's sends back up.
+            await asyncio.sleep(1.0 / self.max_messages_per_s)
+
+    async def _send(self, session: _Session, payload: dict) -> None:
+        if session.closed:
+            return
+        try:
+            await session.send(json.dumps(payload, separators=(",", ":")))
+        except Exception:  # the socket went away between the check and the send
+            session.closed = True
+
+    # -- the batching worker ----------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._wake = asyncio.Event()
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch = []
+            for session in list(self.sessions):
+                if session.pending is not None and not session.closed:
+                    batch.append((session, session.pending))
+                    session.pending = None
+            if not batch:
+                continue
+            try:
+                answers = await loop.run_in_executor(self._executor, self.compute, [request for _, request in batch])
+            except Exception:  # never let one bad batch stop the channel
+                log.exception("live batch failed")
+                answers = [{"type": "error", "seq": request[0], "message": "the server could not compute this frame"} for _, request in batch]
+            self.ticks += 1
+            await asyncio.gather(*(self._send(session, answer) for (session, _), answer in zip(batch, answers)))
+
+    def compute(self, requests: list[tuple]) -> list[dict]:
+        """``(seq, key, controls, digit)`` requests -> their payloads, one forward pass per model."""
+        by_key: dict[str, list[int]] = {}
+        for index, (_, key, _, _) in enumerate(requests):
+            by_key.setdefault(key, []).append(index)
+        answers: list[dict | None] = [None] * len(requests)
+        for key, members in by_key.items():
+            results = self.lab.service.predict_many([requests[i][3] for i in members], [requests[i][2] for i in members], key)
+            for index, result in zip(members, results):
+                answers[index] = frame_payload(self.lab, key, result, requests[index][0])
+        with self._lock:
+            self.frames_computed += len(requests)
+        return answers
+
+    def stats(self) -> dict:
+        return {"connections": len(self.sessions), "frames": self.frames_computed, "ticks": self.ticks}

@@ -1,0 +1,322 @@
+/* STN Lab's live main view: draws frames computed by the server, over one WebSocket.
+ *
+ * The page (Python, stn_lab/views/main_view.py) renders the empty view once; this script
+ * fills it. Every slider movement sends the nine control values on the socket; the server
+ * answers with theta, the grid's polylines, the two small images and both models'
+ * probabilities (stn_lab/live.py, frame_payload), and this script only draws them: the
+ * pictures on <canvas> at their own pixel size (scaled crisply by CSS), the grid as SVG.
+ * At most one request is in flight: while one is, further movement only marks the view
+ * dirty, and the newest values go out when the answer arrives (the server likewise keeps
+ * only each browser's newest request).
+ *
+ * If the socket cannot open (a proxy that blocks WebSockets), frames go through Gradio's
+ * own event path instead (the /live_frame API endpoint, same payload), and the status
+ * line says so.
+ */
+(() => {
+  "use strict";
+  const CONTROLS = ["rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "clutter", "seed"];
+  const state = {
+    digit: null, model: null, ranges: {}, socket: null, mode: "connecting", inFlight: false, dirty: false,
+    seq: 0, sentAt: new Map(), redraws: 0, latencies: [], lastFrame: null, fallbackReason: "",
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function controlInput(name) {
+    const box = $("stn-ctl-" + name);
+    if (!box) return null;
+    if (name === "clutter") return box.querySelector("input[type=checkbox]");
+    return box.querySelector("input[type=range]") || box.querySelector("input[type=number]");
+  }
+
+  function readControls() {
+    const values = {};
+    for (const name of CONTROLS) {
+      const input = controlInput(name);
+      if (!input) continue;
+      const value = name === "clutter" ? input.checked : parseFloat(input.value);
+      if (name === "clutter" || Number.isFinite(value)) values[name] = value;
+    }
+    return values;
+  }
+
+  // -- transport ---------------------------------------------------------------------------
+
+  function socketUrl() {
+    const base = new URL(".", window.location.href);
+    base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+    return new URL("live", base).href;
+  }
+
+  function connect() {
+    let opened = false;
+    let socket;
+    try {
+      socket = new WebSocket(socketUrl());
+    } catch (error) {
+      fallBack("WebSockets are not available here");
+      return;
+    }
+    state.socket = socket;
+    const timer = setTimeout(() => { if (!opened) { socket.close(); fallBack("the live socket did not open"); } }, 4000);
+    socket.onopen = () => { opened = true; clearTimeout(timer); };
+    socket.onmessage = (event) => {
+      let message;
+      try { message = JSON.parse(event.data); } catch (error) { return; }
+      if (message.type === "ready") {
+        state.mode = "socket";
+        setStatus("");
+        if (state.digit) socket.send(JSON.stringify({ type: "digit", digit: state.digit }));
+        request();
+      } else if (message.type === "frame") {
+        received(message);
+      } else if (message.type === "error") {
+        state.inFlight = false;
+        showNotice(message.message);
+        if (state.dirty) request();
+      } else if (message.type === "busy") {
+        fallBack(message.message);
+      }
+    };
+    socket.onclose = () => {
+      clearTimeout(timer);
+      if (state.mode === "socket") {  // it worked before: try again shortly
+        state.mode = "connecting";
+        state.inFlight = false;
+        setStatus("reconnecting the live view…");
+        setTimeout(connect, 1000);
+      } else if (state.mode === "connecting" && opened) {
+        fallBack("the live socket closed");
+      } else if (!opened) {
+        fallBack("the live socket could not open");
+      }
+    };
+  }
+
+  function fallBack(reason) {
+    if (state.mode === "fallback") return;
+    state.mode = "fallback";
+    state.inFlight = false;
+    state.fallbackReason = reason;
+    setStatus("Live channel unavailable (" + reason + "): using Gradio's slower event path.");
+    request();
+  }
+
+  function request() {
+    if (!state.digit || !state.model) return;
+    if (state.inFlight) { state.dirty = true; return; }
+    state.dirty = false;
+    const seq = ++state.seq;
+    const controls = readControls();
+    state.sentAt.set(seq, performance.now());
+    if (state.mode === "socket" && state.socket && state.socket.readyState === 1) {
+      state.inFlight = true;
+      state.socket.send(JSON.stringify({ type: "frame", seq, model: state.model, controls }));
+    } else if (state.mode === "fallback") {
+      state.inFlight = true;
+      callGradio(seq, controls);
+    }
+    showRangeNote(controls);
+  }
+
+  async function callGradio(seq, controls) {
+    // Gradio's HTTP API: POST starts the event, GET streams its result as server-sent events.
+    const root = new URL(".", window.location.href).href;
+    const args = [state.digit, state.model, JSON.stringify(controls)];
+    try {
+      const start = await fetch(root + "gradio_api/call/live_frame", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ data: args }),
+      });
+      const { event_id } = await start.json();
+      const stream = await fetch(root + "gradio_api/call/live_frame/" + event_id);
+      const text = await stream.text();
+      const match = text.match(/event: complete\s*\ndata: (.*)/);
+      if (!match) throw new Error("no result");
+      const payload = JSON.parse(match[1])[0];
+      payload.seq = seq;
+      if (payload.type === "error") { state.inFlight = false; showNotice(payload.message); return; }
+      received(payload);
+    } catch (error) {
+      state.inFlight = false;
+      setStatus("The server did not answer; retrying…");
+      setTimeout(request, 1000);
+    }
+  }
+
+  function received(frame) {
+    state.inFlight = false;
+    const sent = state.sentAt.get(frame.seq);
+    if (sent !== undefined) {
+      state.latencies.push(performance.now() - sent);
+      if (state.latencies.length > 2000) state.latencies.splice(0, 1000);
+      state.sentAt.delete(frame.seq);
+    }
+    draw(frame);
+    if (state.dirty) request();
+  }
+
+  // -- drawing -------------------------------------------------------------------------------
+
+  function drawImage(canvas, b64, size) {
+    if (!canvas) return;
+    const bytes = atob(b64);
+    if (canvas.width !== size) { canvas.width = size; canvas.height = size; }
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(size, size);
+    for (let i = 0; i < bytes.length; i++) {
+      const v = bytes.charCodeAt(i);
+      image.data[4 * i] = v; image.data[4 * i + 1] = v; image.data[4 * i + 2] = v; image.data[4 * i + 3] = 255;
+    }
+    context.putImageData(image, 0, 0);
+  }
+
+  function drawGrid(svg, lines, controlPoints) {
+    if (!svg) return;
+    const half = lines.length / 2;
+    let markup = "";
+    lines.forEach((line, i) => {
+      const outline = i % half === 0 || i % half === half - 1;
+      const points = line.map((p) => p[0] + "," + p[1]).join(" ");
+      markup += '<polyline class="' + (outline ? "stn-outline" : "stn-lattice") + '" points="' + points + '"/>';
+    });
+    if (controlPoints) {
+      for (let i = 0; i < controlPoints.length; i += 2) {
+        markup += '<circle class="stn-control-point" cx="' + controlPoints[i] + '" cy="' + controlPoints[i + 1] + '" r="0.035"/>';
+      }
+    }
+    svg.innerHTML = markup;
+  }
+
+  function drawAnswer(prefix, probs) {
+    const box = $(prefix);
+    if (!box) return;
+    if (!probs) { box.hidden = true; return; }
+    box.hidden = false;
+    const order = probs.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]).slice(0, 3);
+    const top = box.querySelector(".stn-top");
+    top.textContent = order[0][1] + " · " + Math.round(100 * order[0][0]) + "%";
+    const bars = box.querySelector(".stn-bars");
+    bars.innerHTML = order.map(([p, d]) =>
+      '<div class="stn-bar"><span class="stn-bar-digit">' + d + '</span><span class="stn-bar-track"><span class="stn-bar-fill" style="width:' +
+      (100 * p).toFixed(1) + '%"></span></span><span class="stn-bar-value">' + (100 * p).toFixed(1) + "%</span></div>").join("");
+  }
+
+  function draw(frame) {
+    state.lastFrame = frame;
+    drawImage($("stn-input"), frame.canvas, frame.canvas_size);
+    drawImage($("stn-warped"), frame.warped, frame.warped_size);
+    drawGrid($("stn-grid"), frame.grid, frame.transform === "tps" ? frame.theta : null);
+    drawAnswer("stn-answer-st", frame.st);
+    drawAnswer("stn-answer-cnn", frame.cnn);
+    const words = $("stn-theta");
+    if (words) words.textContent = "θ: " + frame.theta_words;
+    const view = $("stn-live-view");
+    if (view) { view.dataset.frames = String(++state.redraws); view.classList.remove("stn-empty"); }
+    if (state.mode !== "fallback") setStatus("");
+  }
+
+  function clearView(message) {
+    for (const id of ["stn-input", "stn-warped"]) {
+      const canvas = $(id);
+      if (canvas) canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    }
+    const svg = $("stn-grid");
+    if (svg) svg.innerHTML = "";
+    for (const id of ["stn-answer-st", "stn-answer-cnn"]) {
+      const box = $(id);
+      if (box) { box.querySelector(".stn-top").textContent = "–"; box.querySelector(".stn-bars").innerHTML = ""; }
+    }
+    const words = $("stn-theta");
+    if (words) words.textContent = message || "";
+    const view = $("stn-live-view");
+    if (view) view.classList.add("stn-empty");
+  }
+
+  function setStatus(text) {
+    const line = $("stn-status");
+    if (line) { line.textContent = text; line.hidden = !text; }
+  }
+
+  function showNotice(text) {
+    const words = $("stn-theta");
+    if (words) words.textContent = text;
+  }
+
+  // -- trained range on the sliders ------------------------------------------------------------
+
+  function showRangeNote(controls) {
+    const ranges = state.ranges[state.model] || {};
+    const outside = [];
+    for (const [name, range] of Object.entries(ranges)) {
+      const input = controlInput(name);
+      const box = $("stn-ctl-" + name);
+      if (!input || !box || input.type !== "range") continue;
+      const min = parseFloat(input.min), max = parseFloat(input.max);
+      let band = box.querySelector(".stn-band");
+      if (!band) {
+        band = document.createElement("div");
+        band.className = "stn-band";
+        band.title = "the range this model was trained on";
+        input.parentElement.appendChild(band);
+      }
+      const left = (100 * (range[0] - min)) / (max - min);
+      const width = Math.max(1.5, (100 * (range[1] - range[0])) / (max - min));
+      band.style.left = left + "%";
+      band.style.width = width + "%";
+      const value = controls[name];
+      if (value < range[0] - 1e-6 || value > range[1] + 1e-6) outside.push(name.replace("_", " "));
+    }
+    const note = $("stn-range-note");
+    if (note) {
+      note.textContent = outside.length
+        ? "Outside the range this model was trained on: " + outside.join(", ") + " (shaded band on each slider)."
+        : "";
+      note.hidden = !outside.length;
+    }
+  }
+
+  // -- entry points for the page ---------------------------------------------------------------
+
+  window.stnLive = {
+    /** Called by the page after anything Python changed: digit (base64 28x28 or ""), model slug, trained ranges. */
+    set(digit, model) {
+      const view = $("stn-live-view");
+      if (view && view.dataset.ranges && !Object.keys(state.ranges).length) {
+        try { state.ranges = JSON.parse(view.dataset.ranges); } catch (error) { /* no bands */ }
+      }
+      const digitChanged = (digit || null) !== state.digit;
+      state.digit = digit || null;
+      if (model) state.model = model;
+      if (!state.digit) { clearView("Draw, upload or pick a digit to begin."); return; }
+      if (digitChanged && state.mode === "socket" && state.socket.readyState === 1) {
+        state.socket.send(JSON.stringify({ type: "digit", digit: state.digit }));
+      }
+      request();
+    },
+    refresh() { request(); },
+    stats() {
+      const sorted = [...state.latencies].sort((a, b) => a - b);
+      return { mode: state.mode, redraws: state.redraws, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
+    },
+    lastFrame() { return state.lastFrame; },
+    forceFallback(reason) { if (state.socket) state.mode = "closing", state.socket.close(); fallBack(reason || "forced"); },
+  };
+
+  // Slider drags: one delegated listener, robust to Gradio re-rendering its components.
+  document.addEventListener("input", (event) => {
+    const box = event.target.closest && event.target.closest(".stn-control");
+    if (box) request();
+  }, true);
+  document.addEventListener("change", (event) => {
+    const box = event.target.closest && event.target.closest(".stn-control");
+    if (box) request();
+  }, true);
+
+  if (new URLSearchParams(window.location.search).get("live") === "off") {
+    state.mode = "connecting";
+    setTimeout(() => fallBack("switched off by ?live=off"), 0);
+  } else {
+    connect();
+  }
+})();
