@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import math
 import os
 import platform
-import socket
 import statistics
 import time
 import uuid
@@ -39,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from tests.helpers import Caller, free_port, slider_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pretrained"
@@ -55,14 +55,6 @@ def summary(times_s: list[float]) -> dict:
     ms = sorted(t * 1000.0 for t in times_s)
     p95 = ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)]
     return {"n": len(ms), "median": statistics.median(ms), "p95": p95, "min": ms[0]}
-
-
-def slider_settings(count: int) -> list[dict]:
-    """Rotation sweeping -180...180 while the scale breathes between 0.7 and 1.3."""
-    return [
-        {"rotation": float(r), "scale": round(1.0 + 0.3 * math.sin(i / 7.0), 2)}
-        for i, r in enumerate(np.linspace(-180.0, 180.0, count).round())
-    ]
 
 
 # -- part A: the handler ----------------------------------------------------------------------
@@ -105,12 +97,6 @@ def bench_handler(lab, key: str, frames: int, warmup: int = 20) -> dict[str, dic
 # -- part B: HTTP end to end ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def live_api_name(demo) -> str | None:
     """The api_name Gradio gave the rotation slider's live ``input`` event (None if not callable)."""
     import gradio as gr
@@ -125,49 +111,6 @@ def live_api_name(demo) -> str | None:
             if isinstance(fn.api_name, str) and fn.api_visibility != "private":
                 return fn.api_name
     return None
-
-
-class Caller:
-    """Plain-HTTP client of Gradio's documented ``/gradio_api/call`` API (one keep-alive connection)."""
-
-    def __init__(self, base: str):
-        import httpx
-
-        self.base = base.rstrip("/")
-        self.http = httpx.Client(timeout=60.0)
-
-    def upload(self, name: str, data: bytes, mime: str = "image/png") -> str:
-        response = self.http.post(f"{self.base}/gradio_api/upload", files={"files": (name, data, mime)})
-        response.raise_for_status()
-        return response.json()[0]
-
-    def call(self, api_name: str, data: list, session_hash: str | None = None) -> list:
-        body = {"data": data}
-        if session_hash:
-            body["session_hash"] = session_hash
-        # json.dumps, unlike httpx's json=, writes NaN and Infinity as Python scripts do.
-        response = self.http.post(f"{self.base}/gradio_api/call/{api_name}", content=json.dumps(body), headers={"content-type": "application/json"})
-        response.raise_for_status()
-        event_id = response.json()["event_id"]
-        event = None
-        with self.http.stream("GET", f"{self.base}/gradio_api/call/{api_name}/{event_id}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    payload = line[5:].strip()
-                    if event == "error":
-                        raise RuntimeError(f"/{api_name} failed: {payload}")
-                    return json.loads(payload)
-        raise RuntimeError(f"/{api_name}: the stream ended without a complete event")
-
-    def fetch(self, url: str) -> int:
-        response = self.http.get(url)
-        response.raise_for_status()
-        return len(response.content)
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def _timed(fn, count: int, warmup: int) -> dict:

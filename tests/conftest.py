@@ -1,4 +1,6 @@
-"""Shared fixtures: the real MNIST folder (``STN_DATA_DIR``, else ``../shared/data/mnist``)."""
+"""Shared fixtures: the 1,000 digits that ship with the library, the full MNIST folder
+(``STN_DATA_DIR``, else ``../shared/data/mnist``; tests that need it skip without it),
+and untrained models laid out as ``pretrained/`` is. Shared helpers: ``tests/helpers.py``."""
 
 import os
 from pathlib import Path
@@ -21,12 +23,13 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_digits(mnist_dir):
-    """The 10,000 real MNIST test digits as ``(N, 1, 28, 28)`` floats, and their labels."""
+def sample_digits():
+    """The 1,000 real MNIST test digits shipped with the library, as ``(N, 1, 28, 28)``
+    floats, and their labels: no download, no ``STN_DATA_DIR`` needed."""
     from stn_core.distortions import as_float_images
-    from stn_core.mnist import load_mnist
+    from stn_core.mnist import load_sample
 
-    images, labels = load_mnist("test", mnist_dir, download=False)
+    images, labels, _ = load_sample()
     return as_float_images(images), labels
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.bench_app import free_port
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.serve  # the app's server, on a free local port
 
 
 def test_importing_app_builds_and_loads_nothing():
@@ -146,7 +148,7 @@ def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
 def raw(served):
     """Plain HTTP on Gradio's documented API, as a script that bypasses the sliders calls it:
     ``raw(api_name, data)`` in one session whose digit is sample 3."""
-    from benchmarks.bench_app import Caller
+    from tests.helpers import Caller
 
     caller = Caller(served)
     caller.call("from_sample", [3], session_hash="raw-session")

@@ -9,8 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from benchmarks.bench_app import Caller, free_port
-from benchmarks.bench_lecture import lecture
+from tests.helpers import Caller, free_port, lecture
+
+pytestmark = pytest.mark.serve
 
 
 def _serve(lab, delete_cache=(600, 1800), **queue):

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_app import free_port
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("STN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

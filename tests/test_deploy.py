@@ -73,13 +73,14 @@ def test_ci_runs_the_readme_test_command():
     assert command in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.serve
 def test_the_app_starts_and_serves_with_the_network_off():
     """``python app.py`` in a process that cannot connect beyond loopback: the page, the
     shipped models and the time-lapse load from the repository. (Its start-up time is
     measured by benchmarks/bench_startup.py, not here.)"""
     import httpx
 
-    from benchmarks.bench_startup import offline_env, start_app
+    from tests.helpers import offline_env, start_app
 
     env = offline_env()
     probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=1)"], env=env, capture_output=True, text=True)

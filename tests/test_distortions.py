@@ -17,8 +17,8 @@ REGIME_NAMES = list(REGIMES)
 
 
 @pytest.fixture(scope="module")
-def digits(test_digits):
-    return test_digits[0][:64]
+def digits(sample_digits):
+    return sample_digits[0][:64]
 
 
 def _draw(regime, n, seed):

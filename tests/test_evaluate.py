@@ -66,6 +66,7 @@ def test_pretrained_readme_reports_each_models_training_cost():
     assert row in readme
 
 
+@pytest.mark.slow
 def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
     torch.manual_seed(0)
     path = tmp_path / "r-cnn.safetensors"

@@ -6,8 +6,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stn_core.distortions import Distortion, distort
-from stn_core.controls import CONTROL_RANGES, Controls
+from stn_core.controls import CONTROL_RANGES, ELASTIC_SIGMA, PERSPECTIVE_SIGMA, Controls
+from stn_core.distortions import REGIMES, Distortion, distort, draw_distortion
 from stn_lab.service import InferenceService
 
 
@@ -35,13 +35,22 @@ def test_controls_drive_the_library_distortion(lab):
     assert torch.allclose(canvas, direct)
 
 
-def test_regime_controls_reproduce_the_regimes_draws(lab):
+def test_regime_controls_reproduce_the_regimes_draws_and_strengths(lab):
+    """R, RTS, TC: the controls' distortion is the regime's own draw from the same seed.
+    P, E: the controls' strength is the regime's noise strength."""
     for regime in ("R", "RTS", "TC"):
         controls = Controls.from_regime(regime, seed=5)
         assert controls.checked() == controls  # inside the slider ranges
+        drawn = draw_distortion(regime, 1, torch.Generator().manual_seed(5), pool_size=1)
+        built = controls.distortion(REGIMES[regime].canvas_size, pool_size=1)
+        for name in ("rotation", "scale", "shear", "shift"):
+            assert torch.allclose(getattr(built, name), getattr(drawn, name)), (regime, name)
     p = Controls.from_regime("P", 5)
     assert p.scale == 0.75 and p.perspective == pytest.approx(4 / 3)
-    assert Controls.from_regime("E", 5).elastic == 1.0
+    corner_scale, sigma, _ = REGIMES["P"].perspective  # corners: 0.75 * unit + 0.2 * z
+    assert p.scale == corner_scale and p.scale * p.perspective * PERSPECTIVE_SIGMA == pytest.approx(sigma)
+    e = Controls.from_regime("E", 5)
+    assert e.elastic == 1.0 and e.elastic * ELASTIC_SIGMA == pytest.approx(REGIMES["E"].elastic[0])
     assert Controls.from_regime("TC", 5).clutter
 
 

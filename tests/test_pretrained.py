@@ -46,6 +46,7 @@ def test_loads_and_its_card_matches_its_tensors(weights):
     assert logits.shape == (3, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
 def test_error_on_the_shipped_sample_matches_the_card(weights):
     model = load(weights)
@@ -54,6 +55,7 @@ def test_error_on_the_shipped_sample_matches_the_card(weights):
         assert abs(measured - recorded) <= 0.1 + 1e-9, (regime, measured, recorded)  # one digit in 1,000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
 def test_full_test_set_reproduces_every_recorded_cell(weights, mnist_dir):
     model = load(weights)

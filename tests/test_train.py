@@ -25,6 +25,7 @@ def _log(out):
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_short_training_learns(mnist_dir, tmp_path):
     # Measured (this exact run, 2 CPU cores, torch 2.13): test error 11.0 % after 3 epochs, from
     # about 90 % untrained; the bound of 20 % leaves room for other builds' float rounding.
@@ -42,6 +43,7 @@ def test_short_training_learns(mnist_dir, tmp_path):
     assert (out / "r-cnn.safetensors").exists() and (out / "r-cnn.json").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(mnist_dir, tmp_path):
     straight, _ = _run(tmp_path, mnist_dir, "straight", "--epochs", "2")
     interrupted, _ = _run(tmp_path, mnist_dir, "interrupted", "--epochs", "2", "--stop-after", "1")
@@ -55,6 +57,7 @@ def test_resume_continues_exactly(mnist_dir, tmp_path):
     assert card.training.epochs == 2 and card.training.images_seen == 2 * 512
 
 
+@pytest.mark.slow
 def test_timelapse_records_theta_from_the_identity(mnist_dir, tmp_path):
     out, _ = _run(tmp_path, mnist_dir, "lapse", "--epochs", "2", "--timelapse-every", "2")
     lapse = timelapse.load(out / "timelapse.npz")
@@ -68,6 +71,7 @@ def test_timelapse_records_theta_from_the_identity(mnist_dir, tmp_path):
     assert not np.allclose(theta[-1], theta[0], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_differently_defined_run(mnist_dir, tmp_path):
     _run(tmp_path, mnist_dir, "run", "--epochs", "2", "--stop-after", "1")
     with pytest.raises(SystemExit, match="--lr was 0.001 now 0.01"):
@@ -91,6 +95,7 @@ def test_the_recipe_is_what_a_resumed_run_must_agree_on_less_the_test_subset():
     assert args.name == "e-st-cnn-tps" and args.loc_lr == args.lr
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_ends_with_identical_weights(mnist_dir, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "STN_DATA_DIR": str(mnist_dir), "STN_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
