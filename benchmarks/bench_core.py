@@ -90,7 +90,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     print(f"device: {device} ({where}); torch {torch.__version__}\n")
     print("| model | regime | canvas | parameters | train images/s (batch 256) | infer 1 image (ms) | infer 64 images (ms) |")
     print("|---|---|---|---|---|---|---|")

@@ -32,8 +32,10 @@ def main() -> None:
         process.wait(timeout=30)
     print(f"## `python app.py` start-up, network disabled ({time.strftime('%Y-%m-%d')})\n")
     print(f"Machine: {machine_line('cpu')}.\n")
-    print(f"{args.runs} runs until HTTP 200: median {statistics.median(times):.1f} s, max {max(times):.1f} s "
-          f"(target 15 s: {'met' if max(times) <= 15 else 'MISSED'}); each: {', '.join(f'{t:.1f}' for t in times)} s.")
+    print(
+        f"{args.runs} runs until HTTP 200: median {statistics.median(times):.1f} s, max {max(times):.1f} s "
+        f"(target 15 s: {'met' if max(times) <= 15 else 'MISSED'}); each: {', '.join(f'{t:.1f}' for t in times)} s."
+    )
 
 
 if __name__ == "__main__":

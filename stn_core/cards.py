@@ -92,7 +92,9 @@ def _errors(record: dict, name: str, *, optional: bool) -> dict[str, float] | No
         return None
     value = record.get(name)
     if not isinstance(value, dict):
-        raise CardError(f"{name}: missing field" if name not in record else f"{name} must be an object {{regime: error %}}, got {value!r}")
+        raise CardError(
+            f"{name}: missing field" if name not in record else f"{name} must be an object {{regime: error %}}, got {value!r}"
+        )
     for regime, error in value.items():
         if regime not in REGIMES:
             raise CardError(f"{name}.{regime}: unknown regime; expected one of {', '.join(REGIMES)}")
@@ -129,10 +131,21 @@ class TrainingRecord:
     rank_fingerprints: list | None = None
 
     _KIND = {
-        "epochs": "integer", "epochs_planned": "integer", "images_seen": "integer", "wall_time_s": "number",
-        "device": "string", "processes": "integer", "optimizer": "string", "lr": "number", "loc_lr": "number",
-        "batch_size": "integer", "weight_decay": "number", "seed": "integer", "train_digits": "integer",
-        "command": "string", "rank_fingerprints": "list",
+        "epochs": "integer",
+        "epochs_planned": "integer",
+        "images_seen": "integer",
+        "wall_time_s": "number",
+        "device": "string",
+        "processes": "integer",
+        "optimizer": "string",
+        "lr": "number",
+        "loc_lr": "number",
+        "batch_size": "integer",
+        "weight_decay": "number",
+        "seed": "integer",
+        "train_digits": "integer",
+        "command": "string",
+        "rank_fingerprints": "list",
     }
 
     @classmethod
@@ -193,7 +206,8 @@ class ModelCard:
         canvas = REGIMES[self.regime].canvas_size
         if self.config.canvas_size != canvas:
             raise CardError(
-                f"regime: {self.regime} draws {canvas}x{canvas} canvases, but architecture.canvas_size is {self.config.canvas_size}"
+                f"regime: {self.regime} draws {canvas}x{canvas} canvases, "
+                f"but architecture.canvas_size is {self.config.canvas_size}"
             )
         if not _is_int(self.parameter_count) or self.parameter_count < 1:
             raise CardError(f"parameter_count must be a positive integer, got {self.parameter_count!r}")
@@ -219,18 +233,35 @@ class ModelCard:
     # -- JSON -----------------------------------------------------------------------------
 
     FIELDS = (
-        "name", "label", "regime", "canvas_size", "test_error", "test_digits", "training", "torch_version", "created_utc",
-        "architecture", "parameter_count", "weights_sha256", "sample_error",
+        "name",
+        "label",
+        "regime",
+        "canvas_size",
+        "test_error",
+        "test_digits",
+        "training",
+        "torch_version",
+        "created_utc",
+        "architecture",
+        "parameter_count",
+        "weights_sha256",
+        "sample_error",
     )
 
     def to_dict(self) -> dict:
         """The card as JSON values, in the fixed field order; unset optional fields are left out."""
         record = {
-            "name": self.name, "label": self.label, "regime": self.regime, "canvas_size": self.canvas_size,
-            "test_error": dict(self.test_error), "test_digits": self.test_digits,
+            "name": self.name,
+            "label": self.label,
+            "regime": self.regime,
+            "canvas_size": self.canvas_size,
+            "test_error": dict(self.test_error),
+            "test_digits": self.test_digits,
             "training": None if self.training is None else self.training.to_dict(),
-            "torch_version": self.torch_version, "created_utc": self.created_utc,
-            "architecture": self.config.to_dict(), "parameter_count": self.parameter_count,
+            "torch_version": self.torch_version,
+            "created_utc": self.created_utc,
+            "architecture": self.config.to_dict(),
+            "parameter_count": self.parameter_count,
             "weights_sha256": self.weights_sha256,
             "sample_error": None if self.sample_error is None else dict(self.sample_error),
         }
@@ -244,7 +275,9 @@ class ModelCard:
         _no_unknown(record, cls.FIELDS, "")
         architecture = record.get("architecture")
         if not isinstance(architecture, dict):
-            raise CardError("architecture: missing field" if architecture is None else f"architecture must be an object, got {architecture!r}")
+            raise CardError(
+                "architecture: missing field" if architecture is None else f"architecture must be an object, got {architecture!r}"
+            )
         try:
             config = ModelConfig.from_dict(architecture)
         except ValueError as error:

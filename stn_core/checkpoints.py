@@ -86,8 +86,12 @@ def save_model(model: nn.Module, path, *, name: str, regime: str, **details) -> 
     save_file(state, str(partial))
     os.replace(partial, weights)
     card = ModelCard(
-        name=name, regime=regime, config=model.config, parameter_count=count_parameters(model),
-        weights_sha256=file_sha256(weights), **details,
+        name=name,
+        regime=regime,
+        config=model.config,
+        parameter_count=count_parameters(model),
+        weights_sha256=file_sha256(weights),
+        **details,
     )
     write_card(weights, card)
     return card
@@ -116,6 +120,8 @@ def load(path, device="cpu") -> nn.Module:
     except (ValueError, KeyError, RuntimeError, OSError) as error:
         raise CheckpointError(f"{weights}: does not match its model card's architecture ({error})") from None
     if card.parameter_count != count_parameters(model):
-        raise CheckpointError(f"{weights}: card says {card.parameter_count} parameters, the weights hold {count_parameters(model)}")
+        raise CheckpointError(
+            f"{weights}: card says {card.parameter_count} parameters, the weights hold {count_parameters(model)}"
+        )
     model.card = card
     return model.to(device).eval()

@@ -119,20 +119,35 @@ REGIMES = {
     for regime in (
         Regime("R", DIGIT_SIZE, "rotated ±90°", PAPER, rotation=(-90, 90)),
         Regime(
-            "RTS", 42, "rotated ±45°, scaled 0.7–1.2, placed anywhere on 42×42", PAPER,
-            rotation=(-45, 45), scale=(0.7, 1.2), shift="frame",
+            "RTS",
+            42,
+            "rotated ±45°, scaled 0.7–1.2, placed anywhere on 42×42",
+            PAPER,
+            rotation=(-45, 45),
+            scale=(0.7, 1.2),
+            shift="frame",
         ),
         Regime(
-            "P", DIGIT_SIZE, "projective: scaled 0.75, corners moved (σ 0.1 of the side)", PAPER,
+            "P",
+            DIGIT_SIZE,
+            "projective: scaled 0.75, corners moved (σ 0.1 of the side)",
+            PAPER,
             perspective=(0.75, 0.2, 0.2),
         ),
         Regime(
-            "E", DIGIT_SIZE, "elastic: 4×4 thin-plate spline, control points moved (σ 1.4 px)", PAPER,
+            "E",
+            DIGIT_SIZE,
+            "elastic: 4×4 thin-plate spline, control points moved (σ 1.4 px)",
+            PAPER,
             elastic=(0.1, 0.1),
         ),
         Regime(
-            "TC", 60, "translated on 60×60 with six 6×6 fragments of clutter", PAPER,
-            shift="pixel", clutter=(6, 6),
+            "TC",
+            60,
+            "translated on 60×60 with six 6×6 fragments of clutter",
+            PAPER,
+            shift="pixel",
+            clutter=(6, 6),
         ),
         # Ours, not the paper's: a regime spanning the app's sliders, so that any slider
         # position is one the models were trained on. Ranges chosen so that the digit stays
@@ -140,12 +155,18 @@ REGIMES = {
         # (20x20 at scale 1, up to 28 px across when rotated) inside 42 px; shear beyond
         # 0.4 and corner noise beyond P's strength make 4s and 9s, 1s and 7s collide.
         Regime(
-            "FULL", 42,
+            "FULL",
+            42,
             "any rotation, scaled 0.6–1.3, sheared ±0.4, anywhere on 42×42, perspective and elastic up to P's and E's, "
             "stroke width varied",
             "ours: spans the app's sliders",
-            rotation=(-180, 180), scale=(0.6, 1.3), shift="frame", shear=(-0.4, 0.4),
-            perspective=(1.0, 0.0, 0.2), elastic=(0.0, 0.1), stroke=(-0.5, 0.7),
+            rotation=(-180, 180),
+            scale=(0.6, 1.3),
+            shift="frame",
+            shear=(-0.4, 0.4),
+            perspective=(1.0, 0.0, 0.2),
+            elastic=(0.0, 0.1),
+            stroke=(-0.5, 0.7),
         ),
     )
 }
@@ -226,7 +247,9 @@ class Distortion:
         rotation, scale, shear, shift_x, shift_y = torch.broadcast_tensors(
             *[torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in (rotation, scale, shear, shift_x, shift_y)]
         )
-        return cls(int(canvas_size), rotation, scale, shear, torch.stack([shift_x, shift_y], -1), corners, elastic, clutter, stroke)
+        return cls(
+            int(canvas_size), rotation, scale, shear, torch.stack([shift_x, shift_y], -1), corners, elastic, clutter, stroke
+        )
 
     def __len__(self) -> int:
         return self.rotation.shape[0]
@@ -244,11 +267,7 @@ class Distortion:
 
     def to(self, device) -> "Distortion":
         """The same parameters on ``device`` (clutter indices move with the pool, in :func:`add_clutter`)."""
-        moved = {
-            f.name: getattr(self, f.name).to(device)
-            for f in fields(self)
-            if isinstance(getattr(self, f.name), Tensor)
-        }
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), Tensor)}
         return replace(self, **moved)
 
 
@@ -390,8 +409,16 @@ def draw_distortion(regime: str, n: int, generator: torch.Generator, pool_size: 
     if spec.stroke:
         stroke = _uniform(n, *spec.stroke, generator)
     return Distortion.create(
-        canvas, rotation=rotation, scale=scale, shear=shear, shift_x=shift[:, 0], shift_y=shift[:, 1],
-        corners=corners, elastic=elastic, clutter=clutter, stroke=stroke,
+        canvas,
+        rotation=rotation,
+        scale=scale,
+        shear=shear,
+        shift_x=shift[:, 0],
+        shift_y=shift[:, 1],
+        corners=corners,
+        elastic=elastic,
+        clutter=clutter,
+        stroke=stroke,
     )
 
 
@@ -400,7 +427,9 @@ def _sigma(n: int, low: float, high: float, generator: torch.Generator) -> Tenso
     return torch.full((n,), float(low)) if low == high else _uniform(n, low, high, generator)
 
 
-def draw_clutter(n: int, canvas_size: int, pool_size: int, generator: torch.Generator, fragments: int = 6, size: int = 6) -> Clutter:
+def draw_clutter(
+    n: int, canvas_size: int, pool_size: int, generator: torch.Generator, fragments: int = 6, size: int = 6
+) -> Clutter:
     """Random clutter: ``fragments`` pieces of ``size x size`` per image, cut from the central
     20x20 of random pool digits (where their ink is), placed anywhere on the canvas."""
     margin = (DIGIT_SIZE - 20) // 2
@@ -427,4 +456,3 @@ def fixed_test_set(images: Tensor, regime: str, seed: int = EVAL_SEED, batch_siz
     for start in range(0, images.shape[0], batch_size):
         chunks.append(distort(images[start : start + batch_size], distortion[start : start + batch_size], pool=images))
     return torch.cat(chunks)
-

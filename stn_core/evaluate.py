@@ -27,8 +27,15 @@ from .distortions import REGIMES, as_float_images, fixed_test_set
 from .mnist import SAMPLE_SIZE, TEST_DIGITS, load_mnist, load_sample, mnist_dir
 
 __all__ = [
-    "PAPER_TABLE", "cards_table", "error_rate", "evaluate_checkpoints", "pretrained_readme",
-    "regime_test_set", "replace_results_section", "results_table", "sample_test_set",
+    "PAPER_TABLE",
+    "cards_table",
+    "error_rate",
+    "evaluate_checkpoints",
+    "pretrained_readme",
+    "regime_test_set",
+    "replace_results_section",
+    "results_table",
+    "sample_test_set",
 ]
 
 # Table 1 of the paper: test error (%) on distorted MNIST, and on 60x60 cluttered MNIST.
@@ -132,7 +139,8 @@ def pretrained_readme(cards: dict[str, ModelCard]) -> str:
         "",
         cards_table(cards),
         "",
-        f"| model | file | parameters | epochs | weight decay | images seen | wall time | device | error on the {SAMPLE_SIZE:,} shipped digits |",
+        "| model | file | parameters | epochs | weight decay | images seen | wall time | device "
+        f"| error on the {SAMPLE_SIZE:,} shipped digits |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for path, card in sorted(cards.items(), key=lambda item: (item[1].regime, item[1].name)):
@@ -174,9 +182,15 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument("--paper", action="store_true", help="show the paper's number beside ours: 'ours (paper)'")
-    parser.add_argument("--update-cards", action="store_true", help="store the measured errors (and the error on the shipped sample) in each card")
+    parser.add_argument(
+        "--update-cards", action="store_true", help="store the measured errors (and the error on the shipped sample) in each card"
+    )
     parser.add_argument("--readme", type=Path, help="write the shipped-models README (Table-1 layout) from the cards here")
-    parser.add_argument("--results-section", type=Path, help="replace the results section of this README (between its markers) with the cards' table")
+    parser.add_argument(
+        "--results-section",
+        type=Path,
+        help="replace the results section of this README (between its markers) with the cards' table",
+    )
     args = parser.parse_args(argv)
 
     results, cards = evaluate_checkpoints(args.checkpoints, args.regimes, args.data_dir, args.device)

@@ -87,9 +87,7 @@ def _check_params(params: Tensor, num_params: int, name: str) -> None:
     if not isinstance(params, Tensor):
         raise TypeError(f"{name} parameters must be a tensor, got {type(params).__name__}")
     if params.dim() != 2 or params.shape[1] != num_params:
-        raise ValueError(
-            f"{name} expects parameters of shape (N, {num_params}), got {tuple(params.shape)}"
-        )
+        raise ValueError(f"{name} expects parameters of shape (N, {num_params}), got {tuple(params.shape)}")
     if not params.is_floating_point():
         raise TypeError(f"{name} parameters must be a float tensor, got {params.dtype}")
 
@@ -285,9 +283,7 @@ def sample(images: Tensor, grid: Tensor, padding_mode: str = "zeros") -> Tensor:
     if images.dim() != 4:
         raise ValueError(f"sample expects images of shape (N, C, H, W), got {tuple(images.shape)}")
     if grid.dim() != 4 or grid.shape[-1] != 2 or grid.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"sample expects a grid of shape ({images.shape[0]}, H, W, 2), got {tuple(grid.shape)}"
-        )
+        raise ValueError(f"sample expects a grid of shape ({images.shape[0]}, H, W, 2), got {tuple(grid.shape)}")
     return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
@@ -302,9 +298,7 @@ class AffineParts(NamedTuple):
     shift_y: Tensor
 
 
-def affine_theta(
-    rotation=0.0, scale_x=1.0, scale_y=1.0, shear=0.0, shift_x=0.0, shift_y=0.0
-) -> Tensor:
+def affine_theta(rotation=0.0, scale_x=1.0, scale_y=1.0, shear=0.0, shift_x=0.0, shift_y=0.0) -> Tensor:
     """Affine ``theta`` from its parts; scalars or broadcastable tensors.
 
     ``theta = [R @ [[1, shear], [0, 1]] @ diag(scale_x, scale_y) | (shift_x, shift_y)]``
@@ -395,9 +389,7 @@ def homography_from_points(source: Tensor, target: Tensor) -> Tensor:
     [[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
     """
     if source.shape != target.shape or source.dim() != 3 or source.shape[1:] != (4, 2):
-        raise ValueError(
-            f"expected source and target of shape (N, 4, 2), got {tuple(source.shape)} and {tuple(target.shape)}"
-        )
+        raise ValueError(f"expected source and target of shape (N, 4, 2), got {tuple(source.shape)} and {tuple(target.shape)}")
     x, y = source.unbind(-1)
     u, v = target.unbind(-1)
     zeros, ones = torch.zeros_like(x), torch.ones_like(x)

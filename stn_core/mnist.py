@@ -15,19 +15,29 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from importlib import resources
 import shutil
 import struct
 import tempfile
 import urllib.request
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
 __all__ = [
-    "DIGIT_SIZE", "FILES", "MIRRORS", "MnistError", "SAMPLE_SIZE", "TEST_DIGITS", "TRAIN_DIGITS", "load_mnist", "load_sample",
-    "mnist_dir", "read_idx", "sample_file",
+    "DIGIT_SIZE",
+    "FILES",
+    "MIRRORS",
+    "MnistError",
+    "SAMPLE_SIZE",
+    "TEST_DIGITS",
+    "TRAIN_DIGITS",
+    "load_mnist",
+    "load_sample",
+    "mnist_dir",
+    "read_idx",
+    "sample_file",
 ]
 
 DIGIT_SIZE = 28  # every MNIST digit is DIGIT_SIZE x DIGIT_SIZE pixels
@@ -199,7 +209,9 @@ def load_sample(path=None):
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m stn_core.mnist", description="Write the shipped sample of MNIST test digits.")
+    parser = argparse.ArgumentParser(
+        prog="python -m stn_core.mnist", description="Write the shipped sample of MNIST test digits."
+    )
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
     parser.add_argument("--out", type=Path, help="default: the shipped sample, stn_core/data/mnist_test_sample.npz")
     args = parser.parse_args()

@@ -38,7 +38,14 @@ from torch import Tensor, nn
 from .geometry import TRANSFORM_NAMES, Transform, make_transform, sample
 
 __all__ = [
-    "CNN", "FCN", "MODEL_NAMES", "ModelConfig", "STClassifier", "STOutput", "SpatialTransformer", "build_model",
+    "CNN",
+    "FCN",
+    "MODEL_NAMES",
+    "ModelConfig",
+    "STClassifier",
+    "STOutput",
+    "SpatialTransformer",
+    "build_model",
     "count_parameters",
 ]
 

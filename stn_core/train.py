@@ -50,8 +50,20 @@ from .models import MODEL_NAMES, ModelConfig, build_model
 # The training recipe: what a run learns depends on these options; the others only say
 # where it writes, on which device and how it is split across processes.
 RECIPE = (
-    "model", "transform", "regime", "output_size", "hidden", "batch_norm", "epochs", "batch_size", "optimizer", "lr", "loc_lr",
-    "weight_decay", "seed", "train_subset",
+    "model",
+    "transform",
+    "regime",
+    "output_size",
+    "hidden",
+    "batch_norm",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "loc_lr",
+    "weight_decay",
+    "seed",
+    "train_subset",
 )
 # Options that define the run: a resumed run must agree on all of them (the recipe, and
 # what its recorded test error is measured on).
@@ -97,7 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--name", help="model name (default: REGIME-MODEL[-TRANSFORM], lower case)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
     parser.add_argument("--stop-after", type=int, help="stop after this many epochs of this invocation (resume later)")
-    parser.add_argument("--timelapse-every", type=int, default=0, help="record theta and warped test digits every N steps (0: off)")
+    parser.add_argument(
+        "--timelapse-every", type=int, default=0, help="record theta and warped test digits every N steps (0: off)"
+    )
     parser.add_argument("--train-subset", type=int, help="train on the first N training digits only")
     parser.add_argument("--test-subset", type=int, help="measure on the first N fixed test digits only")
     args = parser.parse_args(argv)
@@ -256,8 +270,12 @@ def train(args: argparse.Namespace) -> ModelCard | None:
     recorder = None
     if args.timelapse_every and args.transform and rank == 0:
         recorder = TimelapseRecorder(
-            out / "timelapse.npz", test_images[:TIMELAPSE_DIGITS].to(device), test_labels[:TIMELAPSE_DIGITS],
-            args.timelapse_every, args.batch_size, args.resume,
+            out / "timelapse.npz",
+            test_images[:TIMELAPSE_DIGITS].to(device),
+            test_labels[:TIMELAPSE_DIGITS],
+            args.timelapse_every,
+            args.batch_size,
+            args.resume,
         )
         recorder.record(model, start_epoch * steps_per_epoch)
     card, details = None, {}
@@ -269,7 +287,9 @@ def train(args: argparse.Namespace) -> ModelCard | None:
         order = torch.randperm(train_images.shape[0], generator=generator)
         loss_sum = torch.zeros((), device=device)
         wrong = torch.zeros((), device=device, dtype=torch.long)
-        progress = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=rank != 0, mininterval=2, leave=False)
+        progress = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", disable=rank != 0, mininterval=2, leave=False
+        )
         for step in progress:
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
             distortion = draw_distortion(args.regime, len(batch), generator, pool_size=train_images.shape[0])

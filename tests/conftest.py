@@ -63,7 +63,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lab(model_dir):
-    from stn_lab.service import InferenceService
     from stn_lab.lab import Lab
+    from stn_lab.service import InferenceService
 
     return Lab(InferenceService(model_dir, device="cpu"))

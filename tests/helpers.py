@@ -22,7 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "ROOT", "Caller", "free_port", "lecture", "offline_env", "slider_settings", "start_app", "student"]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "ROOT",
+    "Caller",
+    "free_port",
+    "lecture",
+    "offline_env",
+    "slider_settings",
+    "start_app",
+    "student",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +153,7 @@ def lecture(base: str, key: str, clients: int, duration: float) -> dict:
 # -- python app.py with every connection off this machine refused -------------------------------
 
 # Loaded by every Python process whose path holds this file's folder.
-NO_NETWORK = '''
+NO_NETWORK = """
 import ipaddress, socket
 
 _connect = socket.socket.connect
@@ -161,7 +172,7 @@ def _loopback_only(sock, address):
 
 
 socket.socket.connect = _loopback_only
-'''
+"""
 
 
 def offline_env() -> dict[str, str]:
@@ -181,8 +192,12 @@ def start_app(env: dict[str, str], timeout: float = 120.0) -> tuple[subprocess.P
     url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env={**env, "GRADIO_SERVER_PORT": str(port)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**env, "GRADIO_SERVER_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     while time.perf_counter() - started < timeout:
         if process.poll() is not None:
@@ -201,6 +216,11 @@ def start_app(env: dict[str, str], timeout: float = 120.0) -> tuple[subprocess.P
 # background-networking flags keep it from dialling out (this machine's network is closed).
 CHROMIUM = Path(os.environ.get("STN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]

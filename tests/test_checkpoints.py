@@ -27,7 +27,13 @@ def test_round_trip(saved):
     assert torch.equal(loaded(images), model(images))
     card = json.loads(card_path(path).read_text())
     assert card["architecture"] == {
-        "model": "st-cnn", "canvas_size": 28, "hidden": 0, "batch_norm": False, "transform": "tps", "output_size": 28, "tps_grid_size": 4,
+        "model": "st-cnn",
+        "canvas_size": 28,
+        "hidden": 0,
+        "batch_norm": False,
+        "transform": "tps",
+        "output_size": 28,
+        "tps_grid_size": 4,
     }
     assert card["parameter_count"] == sum(p.numel() for p in model.parameters())
     assert len(card["weights_sha256"]) == 64
@@ -76,16 +82,39 @@ def test_card_that_does_not_fit_the_weights(saved):
         (lambda card: card.update(name="E TPS"), "name must be a slug"),
         (lambda card: card.update(colour="red"), "colour: unknown field"),
     ],
-    ids=["no-regime", "no-epochs", "string-count", "float-hidden", "bad-model", "no-canvas", "string-error", "label",
-         "canvas", "regime-canvas", "name", "unknown"],
+    ids=[
+        "no-regime",
+        "no-epochs",
+        "string-count",
+        "float-hidden",
+        "bad-model",
+        "no-canvas",
+        "string-error",
+        "label",
+        "canvas",
+        "regime-canvas",
+        "name",
+        "unknown",
+    ],
 )
 def test_a_bad_card_is_refused_naming_the_field(saved, change, message):
     _, path = saved
     card = json.loads(card_path(path).read_text())
     card["training"] = {
-        "epochs": 1, "epochs_planned": 1, "images_seen": 256, "wall_time_s": 1.0, "device": "cpu (1 thread)", "processes": 1,
-        "optimizer": "adam", "lr": 0.001, "loc_lr": 0.001, "batch_size": 256, "weight_decay": 0.0, "seed": 0,
-        "train_digits": 60000, "command": "python -m stn_core.train",
+        "epochs": 1,
+        "epochs_planned": 1,
+        "images_seen": 256,
+        "wall_time_s": 1.0,
+        "device": "cpu (1 thread)",
+        "processes": 1,
+        "optimizer": "adam",
+        "lr": 0.001,
+        "loc_lr": 0.001,
+        "batch_size": 256,
+        "weight_decay": 0.0,
+        "seed": 0,
+        "train_digits": 60000,
+        "command": "python -m stn_core.train",
     }
     card_path(path).write_text(json.dumps(card))
     assert load(path).card.training.epochs == 1  # the complete card loads

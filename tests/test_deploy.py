@@ -25,12 +25,27 @@ def _pins() -> dict[str, str]:
 def _front_matter() -> dict[str, str]:
     assert README.startswith("---\n")
     block = README.split("---\n", 2)[1]
-    return {k.strip(): v.strip().strip('"') for k, v in (line.split(":", 1) for line in block.splitlines() if ":" in line and not line.startswith(" "))}
+    return {
+        k.strip(): v.strip().strip('"')
+        for k, v in (line.split(":", 1) for line in block.splitlines() if ":" in line and not line.startswith(" "))
+    }
 
 
 def test_readme_front_matter_makes_a_gradio_space():
     front = _front_matter()
-    for key in ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "python_version", "license", "suggested_hardware", "tags"):
+    for key in (
+        "title",
+        "emoji",
+        "colorFrom",
+        "colorTo",
+        "sdk",
+        "sdk_version",
+        "app_file",
+        "python_version",
+        "license",
+        "suggested_hardware",
+        "tags",
+    ):
         assert key in front, key
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["suggested_hardware"] == "cpu-basic"
     assert front["sdk_version"] == _pins()["gradio"]
@@ -73,6 +88,14 @@ def test_ci_runs_the_readme_test_command():
     assert command in (ROOT / ".ci" / "run").read_text()
 
 
+def test_ci_lints_and_checks_the_format_before_the_tests_with_a_pinned_ruff():
+    ci = (ROOT / ".ci" / "run").read_text()
+    lint = "ruff check . && ruff format --check ."
+    assert lint in ci and ci.index(lint) < ci.index("python -m pytest")
+    assert re.search(r"^ruff==\S+$", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    assert "[tool.ruff]" in (ROOT / "pyproject.toml").read_text()
+
+
 @pytest.mark.serve
 def test_the_app_starts_and_serves_with_the_network_off():
     """``python app.py`` in a process that cannot connect beyond loopback: the page, the
@@ -83,7 +106,12 @@ def test_the_app_starts_and_serves_with_the_network_off():
     from tests.helpers import offline_env, start_app
 
     env = offline_env()
-    probe = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=1)"], env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=1)"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "network disabled for this test" in probe.stderr  # the guard works
     process, url, _ = start_app(env)
     try:

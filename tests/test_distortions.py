@@ -72,7 +72,9 @@ def test_content_rotation_is_counter_clockwise(digits):
 
 def test_canvas_placement_and_whole_pixel_shift(digits):
     # On a 60x60 canvas a shift of k/30 moves the digit by exactly k pixels.
-    shifted = distort(digits[:2], Distortion.create(60, shift_x=torch.tensor([3 / 30, 0.0]), shift_y=torch.tensor([0.0, -5 / 30])))
+    shifted = distort(
+        digits[:2], Distortion.create(60, shift_x=torch.tensor([3 / 30, 0.0]), shift_y=torch.tensor([0.0, -5 / 30]))
+    )
     expected = torch.zeros(2, 1, 60, 60)
     expected[0, :, 16:44, 19:47] = digits[0]
     expected[1, :, 11:39, 16:44] = digits[1]

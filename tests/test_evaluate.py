@@ -6,7 +6,7 @@ import torch
 from stn_core.cards import ModelCard, TrainingRecord
 from stn_core.checkpoints import read_card, save_model
 from stn_core.distortions import REGIMES
-from stn_core.evaluate import PAPER_TABLE, error_rate, main, pretrained_readme, results_table, regime_test_set
+from stn_core.evaluate import PAPER_TABLE, error_rate, main, pretrained_readme, regime_test_set, results_table
 from stn_core.models import ModelConfig, build_model
 
 
@@ -56,13 +56,29 @@ def test_table_layout_puts_each_model_under_its_regime():
 
 def test_pretrained_readme_reports_each_models_training_cost():
     training = TrainingRecord(
-        epochs=40, epochs_planned=40, images_seen=2396160, wall_time_s=1590, device="cpu (1 thread)", processes=1, optimizer="adam",
-        lr=1e-3, loc_lr=1e-3, batch_size=256, weight_decay=1e-4, seed=0, train_digits=60000, command="python -m stn_core.train",
+        epochs=40,
+        epochs_planned=40,
+        images_seen=2396160,
+        wall_time_s=1590,
+        device="cpu (1 thread)",
+        processes=1,
+        optimizer="adam",
+        lr=1e-3,
+        loc_lr=1e-3,
+        batch_size=256,
+        weight_decay=1e-4,
+        seed=0,
+        train_digits=60000,
+        command="python -m stn_core.train",
     )
-    card = _card("R", "st-cnn", "affine", parameter_count=132698, test_error={"R": 0.75}, sample_error={"R": 0.9}, training=training)
+    card = _card(
+        "R", "st-cnn", "affine", parameter_count=132698, test_error={"R": 0.75}, sample_error={"R": 0.9}, training=training
+    )
     readme = pretrained_readme({"pretrained/r-st-cnn-affine.safetensors": card}).splitlines()
     assert "| ST-CNN Aff | 0.75 (0.7) |" in readme
-    row = "| ST-CNN Aff (R) | `r-st-cnn-affine.safetensors` | 132,698 | 40 | 0.0001 | 2,396,160 | 26 min | cpu (1 thread) | R 0.9 |"
+    row = (
+        "| ST-CNN Aff (R) | `r-st-cnn-affine.safetensors` | 132,698 | 40 | 0.0001 | 2,396,160 | 26 min | cpu (1 thread) | R 0.9 |"
+    )
     assert row in readme
 
 
@@ -73,7 +89,9 @@ def test_command_line_end_to_end(mnist_dir, tmp_path, capsys):
     model = build_model({"model": "cnn", "canvas_size": 28})
     save_model(model, path, name="r-cnn", regime="R", test_error={})
     out = tmp_path / "results.json"
-    assert main([str(path), "--regimes", "R", "P", "RTS", "--json", str(out), "--data-dir", str(mnist_dir), "--update-cards"]) == 0
+    assert (
+        main([str(path), "--regimes", "R", "P", "RTS", "--json", str(out), "--data-dir", str(mnist_dir), "--update-cards"]) == 0
+    )
     results = json.loads(out.read_text())
     assert list(results) == [str(path)] and set(results[str(path)]) == {"R", "P"}  # RTS needs a 42x42 input
     images, labels = regime_test_set("R", mnist_dir)

@@ -231,4 +231,3 @@ def test_decompose_affine_reads_any_matrix(matrix):
     determinant = matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]
     if abs(determinant) > 1e-6:
         assert torch.allclose(affine_theta(*parts), theta, atol=1e-6 * max(1.0, float(np.abs(matrix).max()) ** 2))
-

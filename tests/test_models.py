@@ -73,12 +73,24 @@ def test_config_fills_in_defaults_and_names_the_model():
     config = ModelConfig("st-cnn", 42, transform="tps")
     assert (config.output_size, config.tps_grid_size, config.hidden, config.batch_norm) == (42, 4, 0, False)
     assert config.to_dict() == {
-        "model": "st-cnn", "canvas_size": 42, "hidden": 0, "batch_norm": False, "transform": "tps", "output_size": 42, "tps_grid_size": 4,
+        "model": "st-cnn",
+        "canvas_size": 42,
+        "hidden": 0,
+        "batch_norm": False,
+        "transform": "tps",
+        "output_size": 42,
+        "tps_grid_size": 4,
     }
     assert ModelConfig("st-cnn", 42).transform == "affine"
     assert ModelConfig("fcn", 28).to_dict() == {"model": "fcn", "canvas_size": 28}
     assert [ModelConfig.from_dict(kind).label for kind in KINDS] == [
-        "CNN", "FCN", "ST-CNN Aff", "ST-CNN Proj", "ST-CNN TPS", "ST-CNN Att", "ST-FCN Aff",
+        "CNN",
+        "FCN",
+        "ST-CNN Aff",
+        "ST-CNN Proj",
+        "ST-CNN TPS",
+        "ST-CNN Att",
+        "ST-FCN Aff",
     ]
 
 

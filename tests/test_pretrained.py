@@ -13,7 +13,14 @@ from stn_core import load
 from stn_core.cards import model_slug
 from stn_core.checkpoints import read_card
 from stn_core.distortions import REGIMES
-from stn_core.evaluate import cards_table, error_rate, pretrained_readme, regime_test_set, replace_results_section, sample_test_set
+from stn_core.evaluate import (
+    cards_table,
+    error_rate,
+    pretrained_readme,
+    regime_test_set,
+    replace_results_section,
+    sample_test_set,
+)
 from stn_core.mnist import TEST_DIGITS
 from stn_core.models import build_model, count_parameters
 from stn_core.train import parse_args, recipe
@@ -85,8 +92,9 @@ def test_the_readmes_train_the_table_loop_reproduces_every_shipped_recipe():
     readme = (PRETRAINED.parent / "README.md").read_text()
     [script] = [block for block in re.findall(r"```bash\n(.*?)```", readme, re.S) if "for run in" in block]
     # Run the README's own loop with python echoed and cp silenced: it prints the commands it would run.
-    echoed = subprocess.run(["bash", "-c", "python() { echo \"$*\"; }; cp() { :; }\n" + script],
-                            capture_output=True, text=True, check=True).stdout
+    echoed = subprocess.run(
+        ["bash", "-c", 'python() { echo "$*"; }; cp() { :; }\n' + script], capture_output=True, text=True, check=True
+    ).stdout
     readme_runs = dict(_recipe(line) for line in echoed.splitlines() if line.startswith("-m stn_core.train "))
     assert sorted(readme_runs) == IDS
     for weights in SHIPPED:

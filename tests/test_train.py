@@ -30,8 +30,26 @@ def test_short_training_learns(mnist_dir, tmp_path):
     # Measured (this exact run, 2 CPU cores, torch 2.13): test error 11.0 % after 3 epochs, from
     # about 90 % untrained; the bound of 20 % leaves room for other builds' float rounding.
     out = tmp_path / "learn"
-    args = ["--model", "cnn", "--regime", "R", "--train-subset", "6000", "--batch-size", "64", "--epochs", "3",
-            "--lr", "2e-3", "--test-subset", "1000", "--out", str(out), "--data-dir", str(mnist_dir)]
+    args = [
+        "--model",
+        "cnn",
+        "--regime",
+        "R",
+        "--train-subset",
+        "6000",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "3",
+        "--lr",
+        "2e-3",
+        "--test-subset",
+        "1000",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(mnist_dir),
+    ]
     card = train(parse_args(args))
     log = _log(out)
     assert [r["epoch"] for r in log] == [1, 2, 3]
@@ -99,8 +117,23 @@ def test_the_recipe_is_what_a_resumed_run_must_agree_on_less_the_test_subset():
 def test_two_process_torchrun_ends_with_identical_weights(mnist_dir, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "STN_DATA_DIR": str(mnist_dir), "STN_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "stn_core.train", *TINY, "--epochs", "1", "--device", "cpu", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "stn_core.train",
+        *TINY,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     card = json.loads((out / "r-st-cnn-affine.json").read_text())
