@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -122,3 +125,12 @@ def test_bad_architectures():
         ModelConfig("st-cnn", 28, transform="affine", tps_grid_size=3)
     assert set(MODEL_NAMES) == {"cnn", "fcn", "st-cnn", "st-fcn"}
     assert isinstance(build_model(KINDS[2]), STClassifier)
+
+
+def test_the_readmes_library_example_runs(capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [example] = [block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "import stn_core" in block]
+    shipped = Path(__file__).resolve().parents[1] / "pretrained" / "rts-st-cnn-affine.safetensors"
+    exec(example.replace("runs/rts-st-cnn-affine/rts-st-cnn-affine.safetensors", str(shipped)), {})
+    printed = capsys.readouterr().out
+    assert "torch.Size([8, 10]) torch.Size([8, 6]) torch.Size([8, 42, 42, 2])" in printed and "'RTS': 0.61" in printed
