@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stn_core import timelapse
 from stn_core.geometry import Affine, Attention, affine_theta, decompose_affine, sample
 from stn_core.controls import CONTROL_RANGES, Controls
 
@@ -383,16 +384,15 @@ class Lab:
     # -- watch it learn -------------------------------------------------------------------
 
     @functools.cached_property
-    def _timelapse(self) -> dict | None:
+    def _timelapse(self) -> timelapse.Timelapse | None:
         """The shipped time-lapse, read once (``None`` when none ships)."""
         if not TIMELAPSE_FILE.exists():
             return None
-        with np.load(TIMELAPSE_FILE) as lapse:
-            return {name: lapse[name] for name in lapse.files}
+        return timelapse.load(TIMELAPSE_FILE)
 
     def timelapse_steps(self) -> list[int]:
         """Training steps recorded in the shipped time-lapse (empty if none ships)."""
-        return [] if self._timelapse is None else self._timelapse["steps"].tolist()
+        return [] if self._timelapse is None else self._timelapse.steps.tolist()
 
     def timelapse_frame(self, position: int) -> tuple[Image.Image, str]:
         """The 16 fixed test digits as the RTS affine ST-CNN rectified them at recorded
@@ -400,14 +400,14 @@ class Lab:
         lapse = self._timelapse
         if lapse is None:
             raise LabError("no training time-lapse is shipped in assets/")
-        steps = lapse["steps"]
+        steps = lapse.steps
         position = int(min(max(int(position), 0), len(steps) - 1))
-        warped, canvases, theta = lapse["warped"][position], lapse["canvases"], lapse["theta"][position]
+        warped, canvases, theta = lapse.warped[position], lapse.canvases, lapse.theta[position]
         sheet = _contact_sheet(canvases / 255.0, warped / 255.0)
         rotation = np.abs(decompose_affine(torch.as_tensor(theta, dtype=torch.float64).reshape(-1, 2, 3)).rotation.numpy())
         step = int(steps[position])
         text = (
-            f"step **{step:,}** ({step * int(lapse['batch_size']):,} training images seen); "
+            f"step **{step:,}** ({lapse.images_seen(position):,} training images seen); "
             f"mean |rotation| of θ over the 16 digits: {rotation.mean():.1f}°"
         )
         return sheet, text
