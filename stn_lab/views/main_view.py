@@ -22,7 +22,7 @@ from ..live import encode_digit
 from . import QUIET, Page, user_errors
 
 INTRO = """# STN Lab — watch a Spatial Transformer Network work
-Drag the sliders to turn, shrink or move the digit. The localisation net predicts **θ**, the grid **T<sub>θ</sub>(G)** (drawn over the input) shows where the sampler looks, and the warped output **V** is the digit in the pose the classifier learned. The ST-CNN keeps its answer where a plain CNN loses it. ([Jaderberg et al., NIPS 2015](https://arxiv.org/abs/1506.02025))"""
+Drag a slider: the localisation net predicts **θ**, the grid **T<sub>θ</sub>(G)** shows where the sampler looks, and the output **V** is the digit in the pose its classifier learned. ([Jaderberg et al., NIPS 2015](https://arxiv.org/abs/1506.02025))"""
 
 # The first screen: a real test digit, mildly distorted, so everything shows before a click.
 FIRST_SAMPLE = 0
@@ -65,6 +65,7 @@ LIVE_VIEW = """
     <div id="stn-answer-cnn"><p class="stn-caption">plain CNN reads</p><div class="stn-top">–</div><div class="stn-bars"></div></div>
   </div>
   <p id="stn-theta" class="stn-theta">Loading the first digit…</p>
+  <p id="stn-range-note" class="stn-note" hidden></p>
   <p id="stn-status" class="stn-status" role="status" hidden></p>
 </div>
 """
@@ -88,8 +89,8 @@ class MainView:
 def digit_values(lab: Lab, digit, label=None, index=None) -> list:
     """Values of :attr:`MainView.digit_outputs` for a new digit (``None``: no digit)."""
     if digit is None:
-        return [None, None, None, "", None]
-    return [digit, label, index, encode_digit(digit), lab.digit_picture(digit)]
+        return [None, None, None, ""]
+    return [digit, label, index, encode_digit(digit)]
 
 
 def tell_browser(page: Page, event):
@@ -110,15 +111,19 @@ def build(lab: Lab) -> MainView:
                 with gr.Tab("Sample"):
                     gallery = gr.Gallery(
                         value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(24)],
-                        columns=6, height=150, allow_preview=False, label="real MNIST test digits", show_label=False,
+                        columns=6, rows=2, height=130, allow_preview=False, label="real MNIST test digits", show_label=False,
+                        object_fit="contain", buttons=[], elem_id="stn-gallery",
                     )
                     with gr.Row():
-                        pick = gr.Number(label="sample # (0–999)", value=FIRST_SAMPLE, precision=0, minimum=0, maximum=999, min_width=90)
+                        pick = gr.Number(label="sample # (0–999)", show_label=False, placeholder="sample # 0–999", value=FIRST_SAMPLE, precision=0, minimum=0, maximum=999, min_width=90)
                         random_pick = gr.Button("random digit", size="sm", min_width=90)
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
                         label="draw a digit", height=240, canvas_size=(280, 280), type="numpy", show_label=False,
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                    )
+                    drawn_view = gr.Image(
+                        label="normalised 28×28", height=72, width=72, interactive=False, elem_classes="stn-pixels", buttons=[],
                     )
                 with gr.Tab("Upload"):
                     # gr.File, not gr.Image: our decoder (stn_core.preprocess) reads every
@@ -127,13 +132,15 @@ def build(lab: Lab) -> MainView:
                         label="a photo or scan of one digit", type="filepath", height=110,
                         file_types=[".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"],
                     )
-                    uploaded_view = gr.Image(label="your image", height=110, interactive=False, show_label=True)
-            with gr.Row(equal_height=True):
-                model = gr.Dropdown(
-                    [(choice.title, key) for key, choice in service.choices.items()], value=service.default_key(),
-                    label="model (regime · architecture)", scale=3, min_width=150,
-                )
-                digit_view = gr.Image(label="28×28 digit", height=88, width=88, interactive=False, elem_classes="stn-pixels", min_width=88, scale=1)
+                    with gr.Row():
+                        uploaded_view = gr.Image(label="your image", height=110, interactive=False, buttons=[], min_width=100)
+                        normalised_view = gr.Image(
+                            label="normalised 28×28", height=110, interactive=False, elem_classes="stn-pixels", buttons=[], min_width=100
+                        )
+            model = gr.Dropdown(
+                [(choice.title, key) for key, choice in service.choices.items()], value=service.default_key(),
+                label="model (regime · architecture)",
+            )
 
     page = Page(
         digit=gr.State(None), label=gr.State(None), sample_index=gr.State(None),
@@ -146,7 +153,6 @@ def build(lab: Lab) -> MainView:
                 *CONTROL_RANGES[name], value=getattr(Controls(), name), step=STEPS[name], label=LABELS[name],
                 elem_id=f"stn-ctl-{name}", elem_classes="stn-control", min_width=150,
             )
-    gr.HTML('<p id="stn-range-note" class="stn-note" hidden></p>', padding=False)
     with gr.Accordion("more distortions: shear, perspective, elastic, clutter", open=False):
         with gr.Row():
             for name in MORE_SLIDERS:
@@ -168,7 +174,7 @@ def build(lab: Lab) -> MainView:
 
     # -- where the digit comes from --------------------------------------------------------------
 
-    digit_outputs = [page.digit, page.label, page.sample_index, page.digit_code, digit_view]
+    digit_outputs = [page.digit, page.label, page.sample_index, page.digit_code]
 
     def set_digit(new_digit, new_label=None, index=None):
         return digit_values(lab, new_digit, new_label, index)
@@ -176,16 +182,18 @@ def build(lab: Lab) -> MainView:
     def from_sketch(value):
         # Cleared, or nothing drawn: the digit is gone, and so is every result for it.
         if value is None or value.get("composite") is None or not lab.has_ink(value["composite"]):
-            return set_digit(None)
+            return [*set_digit(None), None]
         try:
-            return set_digit(lab.digit_from_image(value))
+            digit = lab.digit_from_image(value)
         except LabError:
-            return set_digit(None)
+            return [*set_digit(None), None]
+        return [*set_digit(digit), lab.digit_picture(digit, 72)]
 
     def from_upload(path):
         if path is None:
-            return [*set_digit(None), None]
-        return [*set_digit(lab.digit_from_image(path)), lab.upload_preview(path)]
+            return [*set_digit(None), None, None]
+        digit = lab.digit_from_image(path)
+        return [*set_digit(digit), lab.upload_preview(path), lab.digit_picture(digit, 110)]
 
     @user_errors
     def from_sample(index):
@@ -200,10 +208,10 @@ def build(lab: Lab) -> MainView:
 
     # .change, not .input: Gradio 6.31 sends the first stroke's .input without a composite.
     changes = [
-        sketch.change(from_sketch, sketch, digit_outputs, trigger_mode="always_last", **QUIET),
+        sketch.change(from_sketch, sketch, [*digit_outputs, drawn_view], trigger_mode="always_last", **QUIET),
         # preprocess=False: gr.File's preprocess leaves an empty temp file behind per call
         # (gradio 6.31); the raw payload's path is already in Gradio's cache.
-        upload.change(user_errors(from_upload), upload, [*digit_outputs, uploaded_view], preprocess=False, **QUIET),
+        upload.change(user_errors(from_upload), upload, [*digit_outputs, uploaded_view, normalised_view], preprocess=False, **QUIET),
         gallery.select(from_gallery, None, digit_outputs, **QUIET),
         pick.submit(from_sample, pick, digit_outputs, **QUIET),
         random_pick.click(from_random, None, digit_outputs, **QUIET),
