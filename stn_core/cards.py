@@ -86,21 +86,15 @@ def _no_unknown(record: dict, known, where: str) -> None:
         raise CardError(f"{where}{unknown[0]}: unknown field")
 
 
-def _errors(record: dict, name: str, *, optional: bool) -> dict[str, float] | None:
-    """An error-per-regime record (``{"RTS": 0.61}``), checked."""
-    if name not in record and optional:
-        return None
-    value = record.get(name)
+def _check_errors(name: str, value) -> None:
+    """An error-per-regime record (``{"RTS": 0.61}``): regimes as keys, numbers as values."""
     if not isinstance(value, dict):
-        raise CardError(
-            f"{name}: missing field" if name not in record else f"{name} must be an object {{regime: error %}}, got {value!r}"
-        )
+        raise CardError(f"{name} must be an object {{regime: error %}}, got {value!r}")
     for regime, error in value.items():
         if regime not in REGIMES:
             raise CardError(f"{name}.{regime}: unknown regime; expected one of {', '.join(REGIMES)}")
         if not _is_number(error):
             raise CardError(f"{name}.{regime} must be a number, got {error!r}")
-    return dict(value)
 
 
 # -- the card ---------------------------------------------------------------------------------
@@ -213,6 +207,11 @@ class ModelCard:
             raise CardError(f"parameter_count must be a positive integer, got {self.parameter_count!r}")
         if not isinstance(self.weights_sha256, str) or not SHA256.match(self.weights_sha256):
             raise CardError(f"weights_sha256 must be 64 lower-case hex digits, got {self.weights_sha256!r}")
+        _check_errors("test_error", self.test_error)
+        if self.sample_error is not None:
+            _check_errors("sample_error", self.sample_error)
+        if self.test_digits is not None and (not _is_int(self.test_digits) or self.test_digits < 1):
+            raise CardError(f"test_digits must be a positive integer, got {self.test_digits!r}")
         if self.training is not None and not isinstance(self.training, TrainingRecord):
             raise CardError(f"training must be a TrainingRecord, got {type(self.training).__name__}")
 
@@ -289,12 +288,12 @@ class ModelCard:
             config=config,
             parameter_count=_get(record, "parameter_count", "integer"),
             weights_sha256=_get(record, "weights_sha256", "string"),
-            test_error=_errors(record, "test_error", optional=True) or {},
+            test_error=record.get("test_error", {}),
             test_digits=_get(record, "test_digits", "integer", optional=True),
             training=None if training is None else TrainingRecord.from_dict(training),
             torch_version=_get(record, "torch_version", "string", optional=True),
             created_utc=_get(record, "created_utc", "string", optional=True),
-            sample_error=_errors(record, "sample_error", optional=True),
+            sample_error=record.get("sample_error"),
         )
         # Fields stored for readers but derived from the config: they must agree with it.
         for name, derived in (("label", card.label), ("canvas_size", card.canvas_size)):
