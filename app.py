@@ -196,8 +196,8 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 def page_assets() -> dict:
     """The page's CSS and JavaScript, from their files in ``stn_lab/static/``."""
-    script = (STATIC / "live.js").read_text(encoding="utf-8")
-    return dict(css_paths=[STATIC / "lab.css"], head=f"<script>{script}</script>")
+    scripts = "".join(f"<script>{(STATIC / name).read_text(encoding='utf-8')}</script>" for name in ("live.js", "sketch.js"))
+    return dict(css_paths=[STATIC / "lab.css"], head=scripts)
 
 
 def launch(demo: LabBlocks, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY, delete_cache: tuple[float, float] = DELETE_CACHE, **options):

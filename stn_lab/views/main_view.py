@@ -119,7 +119,7 @@ def build(lab: Lab) -> MainView:
                         random_pick = gr.Button("random digit", size="sm", min_width=90)
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
-                        label="draw a digit", height=240, canvas_size=(280, 280), type="numpy", show_label=False,
+                        label="draw a digit", height=240, canvas_size=(280, 280), type="numpy", show_label=False, elem_id="stn-sketch",
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                     )
                     drawn_view = gr.Image(
