@@ -90,7 +90,7 @@ def build_app(lab: Lab) -> LabBlocks:
     with LabBlocks(title="STN Lab") as demo:
         main = main_view.build(lab)
         page = main.page
-        page.current_tab = gr.State(None)  # the teaching view on show (for links and refreshes)
+        page.current_tab = gr.State(TEACHING_VIEWS[0].ID)  # the teaching view on show (for links and refreshes)
         with gr.Tabs() as tabs:
             views = [module.build(lab, page) for module in TEACHING_VIEWS]
         settings.build(lab, page)
@@ -135,9 +135,9 @@ def build_app(lab: Lab) -> LabBlocks:
             else:
                 sample = state["sample"] if state["sample"] is not None else (None if params else main_view.FIRST_SAMPLE)
                 digit = main_view.digit_values(lab, *lab.sample_digit(sample), sample) if sample is not None else main_view.digit_values(lab, None)
-            tab = state["tab"]
+            tab = state["tab"] or TEACHING_VIEWS[0].ID
             values = [getattr(controls, name) for name in page.controls]
-            return [*digit, *values, state["model"], gr.Tabs(selected=tab) if tab else gr.Tabs(), tab]
+            return [*digit, *values, state["model"], gr.Tabs(selected=tab), tab]
 
         changed(demo.load(restore, None, [*main.digit_outputs, *page.control_list, page.model, tabs, page.current_tab], **QUIET))
 

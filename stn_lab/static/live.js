@@ -59,7 +59,11 @@
       return;
     }
     state.socket = socket;
-    const timer = setTimeout(() => { if (!opened) { socket.close(); fallBack("the live socket did not open"); } }, 4000);
+    // A busy page can hold the main thread for seconds while Gradio starts: the socket may
+    // be open before this script hears of it, so look at its state, not at onopen alone.
+    const timer = setTimeout(() => {
+      if (!opened && socket.readyState !== WebSocket.OPEN) { socket.close(); fallBack("the live socket did not open"); }
+    }, 10000);
     socket.onopen = () => { opened = true; clearTimeout(timer); };
     socket.onmessage = (event) => {
       let message;
