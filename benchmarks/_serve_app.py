@@ -77,8 +77,9 @@ class Server:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Terminate this process (only it, by its own pid), then kill it if it lingers."""
+    def stop(self, timeout: float = 15.0, keep_log: bool = False) -> None:
+        """Terminate this process (only it, by its own pid), then kill it if it lingers;
+        delete its log unless ``keep_log``."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -86,6 +87,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
+        if not keep_log:
+            self.log_path.unlink(missing_ok=True)
 
 
 def start(port: int, timeout: float = 240.0, echo_endpoint: bool = True, env: dict | None = None) -> Server:
@@ -112,7 +115,7 @@ def start(port: int, timeout: float = 240.0, echo_endpoint: bool = True, env: di
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"the app exited with {process.returncode} (log: {log_path}):\n{server.log_tail()}")
         if not server.info:
             for line in server.log_tail(100_000).splitlines():
                 if line.startswith("STN_SERVE "):
@@ -123,8 +126,8 @@ def start(port: int, timeout: float = 240.0, echo_endpoint: bool = True, env: di
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"the app did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+    server.stop(keep_log=True)
+    raise RuntimeError(f"the app did not answer within {timeout:.0f} s (log: {log_path}):\n{server.log_tail()}")
 
 
 if __name__ == "__main__":
