@@ -24,7 +24,7 @@ from starlette.routing import WebSocketRoute
 from gradio.data_classes import FileData
 
 from stn_core.preprocess import MAX_BYTES
-from stn_lab.lab import Lab, LabError
+from stn_lab.lab import LINK_KEYS, Lab, LabError
 from stn_lab.live import LiveHub, decode_digit, frame_payload, parse_frame_request, parse_message
 from stn_lab.views import QUIET, batch, clutter, how, learn, main_view, settings, sweep, theta, user_errors
 
@@ -128,6 +128,7 @@ def build_app(lab: Lab) -> LabBlocks:
         def restore(request: gr.Request):
             """Open on a link's view, or on the first sample, mildly distorted."""
             params = dict(request.query_params) if request else {}
+            params = {key: value for key, value in params.items() if key in LINK_KEYS}  # not ?live=off
             state = lab.state_from_query(params)
             controls = state["controls"] if params else main_view.FIRST_CONTROLS
             if state["digit"] is not None:

@@ -471,6 +471,8 @@ QUERY_KEYS = {
     "persp": "perspective", "elastic": "elastic", "seed": "seed",
 }
 TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter")
+# The query parameters a link may carry (anything else, such as ?live=off, is not a view).
+LINK_KEYS = (*QUERY_KEYS, "clutter", "sample", "digit", "model", "tab")
 
 
 def pack_digit(digit: np.ndarray) -> str:

@@ -134,7 +134,7 @@
       });
       const { event_id } = await start.json();
       const stream = await fetch(root + "gradio_api/call/live_frame/" + event_id);
-      const text = await stream.text();
+      const text = await readUntilComplete(stream);
       const match = text.match(/event: complete\s*\ndata: (.*)/);
       if (!match) throw new Error("no result");
       const payload = JSON.parse(match[1])[0];
@@ -145,6 +145,19 @@
       state.inFlight = false;
       setStatus("The server did not answer; retrying…");
       setTimeout(request, 1000);
+    }
+  }
+
+  // Read the event stream only until its "complete" event, not until the server closes it.
+  async function readUntilComplete(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value, { stream: true });
+      if (/event: complete\s*\ndata: .*\n/.test(text)) { reader.cancel(); return text; }
     }
   }
 
@@ -217,7 +230,7 @@
     if (words) words.textContent = "θ: " + frame.theta_words;
     const view = $("stn-live-view");
     if (view) { view.dataset.frames = String(++state.redraws); view.classList.remove("stn-empty"); }
-    if (state.mode !== "fallback") setStatus("");
+    setStatus(state.mode === "fallback" ? state.status : "");
   }
 
   function clearView(message) {
@@ -237,7 +250,10 @@
     if (view) view.classList.add("stn-empty");
   }
 
+  // The status line may not exist yet (this script runs before Gradio renders the page):
+  // the text is kept and shown again with every frame.
   function setStatus(text) {
+    state.status = text;
     const line = $("stn-status");
     if (line) { line.textContent = text; line.hidden = !text; }
   }
