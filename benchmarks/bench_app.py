@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import math
 import os
 import platform
 import statistics
 import time
-import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stn_lab.live import encode_digit
 from tests.helpers import Caller, free_port, slider_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,22 +98,6 @@ def bench_handler(lab, key: str, frames: int, warmup: int = 20) -> dict[str, dic
 # -- part B: HTTP end to end ------------------------------------------------------------------
 
 
-def live_api_name(demo) -> str | None:
-    """The api_name Gradio gave the rotation slider's live ``input`` event (None if not callable)."""
-    import gradio as gr
-
-    rotation = next(
-        (block for block in demo.blocks.values() if isinstance(block, gr.Slider) and block.label == "rotation (°)"), None
-    )
-    if rotation is None:
-        return None
-    for fn in demo.fns.values():
-        if (rotation._id, "input") in [tuple(target) for target in fn.targets]:
-            if isinstance(fn.api_name, str) and fn.api_visibility != "private":
-                return fn.api_name
-    return None
-
-
 def _timed(fn, count: int, warmup: int) -> dict:
     for i in range(warmup):
         fn(i)
@@ -138,7 +123,6 @@ def bench_http(lab, key: str, requests: int, warmup: int = 20) -> tuple[dict[str
 
     with demo:  # the benchmark's own comparison endpoint; app.py is not changed
         gr.api(echo, api_name="echo")
-    live = live_api_name(demo)
     port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     caller = Caller(f"http://127.0.0.1:{port}")
@@ -165,26 +149,20 @@ def bench_http(lab, key: str, requests: int, warmup: int = 20) -> tuple[dict[str
         results["/predict (image uploaded once)"] = _timed(predict, requests, warmup)
         results["/predict incl. its upload"] = _timed(lambda i: predict(i, caller.upload("digit.png", png)), requests, warmup)
 
-        if live is None:
-            notes.append("The rotation slider's live event has no callable api_name: slider rows skipped.")
-        else:
-            # The live event reads the digit from session state: put a sample digit into one
-            # session first (as the gallery does), then drive the sliders in that session.
-            session = uuid.uuid4().hex[:11]
-            caller.call("from_sample", [0], session_hash=session)
-            first = caller.call(live, [key, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, False, 0], session_hash=session)
-            if not isinstance(first[2], str) or "θ" not in first[2]:
-                raise RuntimeError(f"/{live} did not see the session's digit: {first[2]!r}")
-            def slide(i):
-                values = settings[i % len(settings)]
-                out = caller.call(live, [key, values["rotation"], values["scale"], 0.0, 0.0, 0.0, 0.0, 0.0, False, 0], session_hash=session)
-                assert out[0].startswith("<svg") and out[1].startswith("<img"), out[:2]  # the pictures arrive inline
+        # The live channel's frame through Gradio's event path (the browser's fallback).
+        code = encode_digit(digit)
 
-            results[f"slider update (/{live}, the live event)"] = _timed(slide, requests, warmup)
-            notes.append(
-                f"The live event is `/{live}`; it reads the session's digit, set first through `/from_sample`. "
-                "Its pictures arrive inline (SVG and a data: URL), so there is nothing more to fetch."
-            )
+        def slide(i):
+            values = settings[i % len(settings)]
+            controls = json.dumps({"rotation": values["rotation"], "scale": values["scale"]})
+            out = caller.call("live_frame", [code, key, controls])
+            assert out[0]["type"] == "frame", out
+
+        results["slider frame over Gradio (/live_frame, the fallback)"] = _timed(slide, requests, warmup)
+        notes.append(
+            "Slider frames normally travel on the live WebSocket, not through Gradio: "
+            "`python -m benchmarks.bench_lecture` measures both paths under load."
+        )
     finally:
         caller.close()
         with contextlib.redirect_stdout(io.StringIO()):  # keep "Closing server ..." out of the table
