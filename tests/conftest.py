@@ -67,3 +67,28 @@ def lab(model_dir):
     from stn_lab.service import InferenceService
 
     return Lab(InferenceService(model_dir, device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def shipped_lab():
+    """The page's handlers over the shipped models (``pretrained/``), as a user runs it."""
+    from stn_lab.lab import Lab
+    from stn_lab.service import InferenceService
+
+    return Lab(InferenceService(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def served_app(lab):
+    """The whole app over :func:`lab`, served as ``app.launch`` serves it (the live channel
+    at ``/live`` included) on a free local port: ``served_app.url``, ``served_app.demo``."""
+    import types
+
+    import app
+    from tests.helpers import free_port
+
+    demo = app.build_app(lab)
+    port = free_port()
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield types.SimpleNamespace(url=f"http://127.0.0.1:{port}/", demo=demo, hub=demo.live_hub)
+    demo.close()

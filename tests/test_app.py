@@ -1,17 +1,22 @@
-"""The app module and its public API, through a real server on a free local port."""
+"""The app module and its public API (``/predict``, ``/live_frame``), mostly through a real
+server on a free local port (``serve``); the presets and the page's assets without one."""
 
+import base64
 import functools
 import importlib
+import io
+import json
 import math
+import os
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from stn_core.controls import Controls, trained_ranges
+from stn_lab.live import decode_digit, encode_digit
 from tests.helpers import free_port
-
-pytestmark = pytest.mark.serve  # the app's server, on a free local port
 
 
 def test_importing_app_builds_and_loads_nothing():
@@ -22,15 +27,48 @@ def test_importing_app_builds_and_loads_nothing():
     assert not any(type(v).__name__ in ("Blocks", "InferenceService", "Lab", "STClassifier") for v in vars(app).values())
 
 
-@pytest.fixture(scope="module")
-def served(lab):
+def test_an_unchecked_gradio_version_fails_loudly():
+    import gradio as gr
+
     import app
 
-    demo = app.build_app(lab)
-    port = free_port()
-    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    app.check_gradio_version(gr.__version__)  # the installed one was checked
+    with pytest.raises(RuntimeError, match=r"checked in Gradio 6\.31\.x, found 7\.0\.0"):
+        app.check_gradio_version("7.0.0")
+
+
+def test_the_pages_script_and_style_are_files_under_version_control():
+    import app
+
+    assets = app.page_assets()
+    assert [path.name for path in assets["css_paths"]] == ["lab.css"] and all(path.is_file() for path in assets["css_paths"])
+    assert (app.STATIC / "live.js").read_text(encoding="utf-8") in assets["head"]
+
+
+def _preset_model(lab, regime):
+    """The model a preset button picks (as ``main_view.build`` does)."""
+    return (lab.model_for_regime(regime) if regime else None) or lab.service.default_key()
+
+
+def test_the_st_cnn_reads_every_preset_right_and_at_most_one_lesson_is_outside_its_range(shipped_lab):
+    from stn_lab.views.main_view import LESSONS, PRESETS
+
+    for name, (values, digit_class, regime) in PRESETS.items():
+        digit, label = shipped_lab.sample_digit(shipped_lab.first_sample_of(digit_class))
+        frame = shipped_lab.frame(digit, Controls(**values), _preset_model(shipped_lab, regime))
+        assert label == digit_class and frame.st_label == digit_class, (name, frame.st_label)
+    assert len(LESSONS) <= 1 and all("outside the trained range" in name for name in LESSONS)
+    for name, (values, _, regime) in LESSONS.items():
+        ranges = trained_ranges(shipped_lab.service.choice(_preset_model(shipped_lab, regime)).regime)
+        assert any(not ranges[k][0] <= v <= ranges[k][1] for k, v in values.items() if k in ranges), name
+
+
+# -- through the server ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(served_app):
+    return served_app.url
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +85,34 @@ def _digit_file(lab, index, tmp_path):
     return path, label
 
 
-def test_predict_endpoint_returns_theta_probabilities_and_the_warped_image(client, lab, tmp_path):
+def _png(data_url: str) -> np.ndarray:
+    header, data = data_url.split(",", 1)
+    assert header == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+def _quantised(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.serve
+def test_predict_endpoint_returns_one_dict_with_theta_probabilities_and_the_warped_image(client, lab, tmp_path):
     from gradio_client import handle_file
 
     path, _ = _digit_file(lab, 0, tmp_path)
-    result, warped = client.predict(image=handle_file(str(path)), rotation=30, scale=0.9, shift_x=0.1, api_name="/predict")
-    assert result["model"] == "RTS · ST-CNN Aff"
+    result = client.predict(image=handle_file(str(path)), rotation=30, scale=0.9, shift_x=0.1, api_name="/predict")
+    assert set(result) == {"model", "theta", "st_label", "st_probs", "cnn_label", "cnn_probs", "warped_png"}
+    assert result["model"] == "rts-st-cnn-affine"
     assert len(result["theta"]) == 6 and len(result["st_probs"]) == 10 and len(result["cnn_probs"]) == 10
     assert result["st_label"] == int(np.argmax(result["st_probs"])) and abs(sum(result["cnn_probs"]) - 1) < 1e-4
-    assert Image.open(warped).size == (336, 336)
     expected = lab.frame(lab.digit_from_image(str(path)), lab.controls(rotation=30, scale=0.9, shift_x=0.1), None)
     assert np.allclose(result["st_probs"], [expected.st_probs[str(d)] for d in range(10)], atol=1e-5)
+    warped = _png(result["warped_png"])  # V at its own size, to be scaled by whoever shows it
+    assert warped.shape == expected.warped.shape == (42, 42)
+    assert np.abs(warped.astype(int) - _quantised(expected.warped)).max() <= 1
 
 
+@pytest.mark.serve
 def test_predict_names_bad_arguments(client, lab, tmp_path):
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
@@ -67,6 +120,8 @@ def test_predict_names_bad_arguments(client, lab, tmp_path):
     path, _ = _digit_file(lab, 1, tmp_path)
     with pytest.raises(AppError, match="unknown model 'resnet'"):
         client.predict(handle_file(str(path)), 0, 1, 0, 0, "resnet", api_name="/predict")
+    with pytest.raises(AppError, match="unknown model 'TC · ST-CNN Att'; available: .*tc-st-cnn-attention"):
+        client.predict(handle_file(str(path)), 0, 1, 0, 0, "TC · ST-CNN Att", api_name="/predict")  # a title is no key
     with pytest.raises(AppError, match="rotation must be a finite number"):
         client.predict(handle_file(str(path)), "inf", 1, 0, 0, "", api_name="/predict")
     text = tmp_path / "notes.png"
@@ -74,26 +129,25 @@ def test_predict_names_bad_arguments(client, lab, tmp_path):
     with pytest.raises(AppError, match="could not read this file as an image"):
         client.predict(handle_file(str(text)), 0, 1, 0, 0, "", api_name="/predict")
     # The app still answers afterwards.
-    result, _ = client.predict(handle_file(str(path)), 0, 1, 0, 0, "TC · ST-CNN Att", api_name="/predict")
-    assert len(result["theta"]) == 3
+    result = client.predict(handle_file(str(path)), 0, 1, 0, 0, "tc-st-cnn-attention", api_name="/predict")
+    assert len(result["theta"]) == 3 and result["model"] == "tc-st-cnn-attention"
 
 
 @pytest.fixture(scope="module")
-def shipped_client():
+def shipped_client(shipped_lab):
     """The app over the shipped models, as a user runs it."""
-    import app
     from gradio_client import Client
 
-    from stn_lab.service import InferenceService
-    from stn_lab.lab import Lab
+    import app
 
-    demo = app.build_app(Lab(InferenceService(device="cpu")))
+    demo = app.build_app(shipped_lab)
     port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield Client(f"http://127.0.0.1:{port}/", verbose=False)
     demo.close()
 
 
+@pytest.mark.serve
 def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, lab, tmp_path):
     """Through /predict, on 40 real test digits from assets/: upright digits are read
     correctly, and turning them by 60 degrees (beyond RTS's +-45) leaves the ST-CNN's answer
@@ -105,8 +159,8 @@ def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, la
     upright_right, st_kept, cnn_kept = 0, 0, 0
     for index in range(40):
         path, label = _digit_file(lab, index, tmp_path)
-        upright, _ = shipped_client.predict(handle_file(str(path)), 0, 1, 0, 0, "", api_name="/predict")
-        turned, _ = shipped_client.predict(handle_file(str(path)), 60, 1, 0, 0, "", api_name="/predict")
+        upright = shipped_client.predict(handle_file(str(path)), 0, 1, 0, 0, "", api_name="/predict")
+        turned = shipped_client.predict(handle_file(str(path)), 60, 1, 0, 0, "", api_name="/predict")
         upright_right += upright["st_label"] == label
         st_kept += turned["st_label"] == upright["st_label"]
         cnn_kept += turned["cnn_label"] == upright["cnn_label"]
@@ -115,80 +169,127 @@ def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, la
     assert st_kept >= cnn_kept + 3
 
 
-def test_live_frame_endpoint_serves_a_sessions_digit(client):
-    """`/frame` is the slider event (batched): it reads the session's digit, set here the
-    way the gallery sets it."""
-    key = "RTS · ST-CNN Aff"
-    controls = [30, 0.9, 0.1, 0, 0, 0, 0, False, 0]
-    grid, warped, theta, st, cnn = client.predict(key, *controls, api_name="/frame")
-    assert "no digit yet" in theta  # answered, not crashed, before any digit is chosen
-    client.predict(3, api_name="/from_sample")
-    grid, warped, theta, st, cnn = client.predict(key, *controls, api_name="/frame")
-    assert grid.startswith("<svg") and warped.startswith("<img") and "θ (affine)" in theta
-    assert st["label"] in [str(d) for d in range(10)] and cnn["label"] in [str(d) for d in range(10)]
+@pytest.mark.serve
+def test_live_frame_endpoint_answers_a_digit_with_a_frame_and_a_mistake_with_an_error(client, lab):
+    """``/live_frame`` is the live channel's fallback through Gradio's event path: a digit
+    (base64 of 28x28 uint8), a model slug and the controls as JSON give the socket's frame;
+    anything wrong gives ``{"type": "error", "message": ...}``, not a crash."""
+    code = encode_digit(lab.sample_digit(3)[0])
+    controls = json.dumps({"rotation": 30, "scale": 0.9, "shift_x": 0.1})
+    frame = client.predict(code, "rts-st-cnn-affine", controls, api_name="/live_frame")
+    assert frame["type"] == "frame" and frame["model"] == "rts-st-cnn-affine" and frame["transform"] == "affine"
+    assert len(frame["st"]) == 10 and len(frame["cnn"]) == 10 and len(frame["theta"]) == 6 and frame["seq"] is None
+    expected = lab.frame(decode_digit(code), lab.controls(rotation=30, scale=0.9, shift_x=0.1), "rts-st-cnn-affine")
+    assert np.allclose(frame["st"], [expected.st_probs[str(d)] for d in range(10)], atol=1e-4)
+    no_digit = client.predict("", "rts-st-cnn-affine", controls, api_name="/live_frame")
+    assert no_digit == {"type": "error", "message": "digit must be 28x28 = 784 bytes, got 0"}  # answered, not crashed
+    assert client.predict(code, "", "{}", api_name="/live_frame")["model"] == lab.service.default_key()
 
 
+@pytest.mark.serve
 def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
     """The Upload tab hands files to our decoder: a truncated PNG gets its own message and a
-    good file becomes the digit."""
+    good file (a photo-like 7: dark ink on white) becomes the digit, in the code the browser
+    draws from, and is shown beside its normalised 28x28 version."""
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
+    from PIL import ImageDraw
 
-    path, _ = _digit_file(lab, 2, tmp_path)
+    path = tmp_path / "seven.png"
+    photo = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(photo).line([(40, 40), (160, 40), (90, 170)], fill="black", width=14)
+    photo.save(path)
     broken = tmp_path / "broken.png"
     broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(AppError, match="truncated or damaged"):
         client.predict(handle_file(str(broken)), api_name="/from_upload")
-    picture = client.predict(handle_file(str(path)), api_name="/from_upload")  # states stay on the server
-    assert Image.open(picture).size == (112, 112)  # the normalised digit, shown
+    outputs = client.predict(handle_file(str(path)), api_name="/from_upload")  # states stay on the server
+    digit = lab.digit_from_image(str(path))
+    files = [value for value in outputs if isinstance(value, str) and os.path.isfile(value)]
+    codes = [value for value in outputs if isinstance(value, str) and value not in files]
+    assert len(codes) == 1 and np.abs(decode_digit(codes[0]) - digit).max() <= 0.5 / 255 + 1e-6
+    # Pictures travel as lossy WebP: compared on average, to a few grey levels.
+    pictures = [np.asarray(Image.open(value).convert("L")) for value in files]
+    shrunk = [np.asarray(Image.fromarray(p).resize((28, 28), Image.Resampling.NEAREST)).astype(int) for p in pictures]
+    like_the_digit = [np.abs(p - _quantised(digit)).mean() < 4 for p in shrunk]
+    assert len(pictures) == 2 and like_the_digit == [False, True], [p.shape for p in pictures]  # as sent, normalised
 
 
-
-@pytest.fixture(scope="module")
-def raw(served):
-    """Plain HTTP on Gradio's documented API, as a script that bypasses the sliders calls it:
-    ``raw(api_name, data)`` in one session whose digit is sample 3."""
+@pytest.mark.serve
+def test_an_upload_path_that_was_not_uploaded_is_refused(served):
+    """A script naming a server file (``/etc/passwd``) as its upload gets an error, and no
+    part of the file."""
     from tests.helpers import Caller
 
     caller = Caller(served)
-    caller.call("from_sample", [3], session_hash="raw-session")
+    try:
+        for api_name, data in [
+            ("from_upload", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]),
+            ("predict", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, 0, 1, 0, 0, ""]),
+        ]:
+            with pytest.raises(RuntimeError) as refused:
+                caller.call(api_name, data, session_hash="passwd")
+            assert "root:" not in str(refused.value)
+    finally:
+        caller.close()
+
+
+@pytest.fixture(scope="module")
+def raw(served, lab):
+    """Plain HTTP on Gradio's documented API, as a script that bypasses the sliders calls it:
+    ``raw(api_name, data)``; ``raw.code`` is sample 3 as the live channel's digit code."""
+    from tests.helpers import Caller
+
+    caller = Caller(served)
     call = functools.partial(caller.call, session_hash="raw-session")
     call.upload = caller.upload
+    call.code = encode_digit(lab.sample_digit(3)[0])
     yield call
     caller.close()
 
 
-FRAME = ["RTS · ST-CNN Aff", 30, 0.9, 0.1, 0, 0, 0, 0, False, 0]
-FRAME_NAMES = ["model", "rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "clutter", "seed"]
+def _live_frame(raw, model="rts-st-cnn-affine", **controls) -> dict:
+    (answer,) = raw("live_frame", [raw.code, model, json.dumps(controls)])  # json.dumps writes NaN as a script does
+    return answer
+
+
+CONTROLS = dict(rotation=30, scale=0.9, shift_x=0.1, shift_y=0, shear=0, perspective=0, elastic=0, clutter=False, seed=0)
+NUMERIC = ["rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "seed"]
 BAD_VALUES = [math.nan, math.inf, -math.inf, "abc", None, [1], {"a": 1}]
 BAD_IDS = ["nan", "inf", "-inf", "str", "null", "list", "dict"]
 
 
-@pytest.mark.parametrize("name", FRAME_NAMES[1:8] + ["seed"])
+@pytest.mark.serve
+@pytest.mark.parametrize("name", NUMERIC)
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=BAD_IDS)
-def test_frame_api_names_a_bad_number(raw, name, bad):
-    """Every numeric parameter of the live /frame endpoint, sent NaN, +-inf or a wrong type
-    as raw JSON: the answer names the parameter and its range; the pictures stay as they were."""
-    data = list(FRAME)
-    data[FRAME_NAMES.index(name)] = bad
-    grid, warped, theta, st, cnn = raw("frame", data)
-    assert theta.startswith(f"**{name} must be a ") and " in [" in theta
-    assert grid.get("__type__") == "update" and warped.get("__type__") == "update"
+def test_live_frame_api_names_a_bad_number(raw, name, bad):
+    """Every numeric control of /live_frame, sent NaN, +-inf or a wrong type as raw JSON: the
+    answer is an error naming the control and its range, and no frame."""
+    answer = _live_frame(raw, **{**CONTROLS, name: bad})
+    assert answer["type"] == "error" and set(answer) == {"type", "message"}, answer
+    assert answer["message"].startswith(f"{name} must be a ") and " in [" in answer["message"], answer["message"]
 
 
-def test_frame_api_clamps_out_of_range_numbers_and_names_other_bad_values(raw):
-    clamped = raw("frame", ["RTS · ST-CNN Aff", 720, 99, -5, 5, 3, 9, 9, False, -4])
-    at_bounds = raw("frame", ["RTS · ST-CNN Aff", 180, 2, -1, 1, 1, 2, 3, False, 0])
-    assert clamped[2] == at_bounds[2] and "θ (affine)" in clamped[2]
-    assert "unknown model 'resnet'; available: " in raw("frame", ["resnet", *FRAME[1:]])[2]
-    assert "clutter must be true or false, got 'yes'" in raw("frame", [*FRAME[:8], "yes", 0])[2]
+@pytest.mark.serve
+def test_live_frame_api_clamps_out_of_range_numbers_and_names_other_bad_values(raw):
+    clamped = _live_frame(
+        raw, rotation=720, scale=99, shift_x=-5, shift_y=5, shear=3, perspective=9, elastic=9, clutter=False, seed=-4
+    )
+    at_bounds = _live_frame(
+        raw, rotation=180, scale=2, shift_x=-1, shift_y=1, shear=1, perspective=2, elastic=3, clutter=False, seed=0
+    )
+    assert clamped == at_bounds and clamped["type"] == "frame" and clamped["transform"] == "affine"
+    assert _live_frame(raw, "resnet", **CONTROLS)["message"].startswith("unknown model 'resnet'; available: ")
+    assert "clutter must be true or false, got 'yes'" in _live_frame(raw, **{**CONTROLS, "clutter": "yes"})["message"]
+    assert "unknown controls ['rotaton']" in _live_frame(raw, rotaton=3)["message"]
 
 
+@pytest.mark.serve
 @pytest.mark.parametrize(
     "api_name, data, missing",
     [
-        ("frame", FRAME[:3], "shift_x, shift_y, shear, perspective, elastic, clutter, seed"),
-        ("frame", FRAME[:1], "rotation, scale, shift_x"),
+        ("live_frame", ["AAAA", "rts-st-cnn-affine"], "controls"),
+        ("live_frame", ["AAAA"], "model, controls"),
         ("predict", [None, 0], "scale, shift_x, shift_y, model"),
     ],
 )
@@ -197,6 +298,7 @@ def test_missing_arguments_are_named(raw, api_name, data, missing):
         raw(api_name, data)
 
 
+@pytest.mark.serve
 @pytest.mark.parametrize("name", ["rotation", "scale", "shift_x", "shift_y"])
 @pytest.mark.parametrize("bad", BAD_VALUES, ids=BAD_IDS)
 def test_predict_api_names_a_bad_number(raw, lab, tmp_path, name, bad):

@@ -11,12 +11,26 @@ from stn_core.distortions import REGIMES, Distortion, distort, draw_distortion
 from stn_lab.service import InferenceService
 
 
-def test_service_pairs_each_st_model_with_its_regimes_cnn(lab):
+def test_service_keys_each_st_model_by_slug_and_pairs_it_with_its_regimes_cnn(lab):
     choices = lab.service.choices
-    assert set(choices) == {"RTS · ST-CNN Aff", "TC · ST-CNN Att", "E · ST-CNN TPS", "P · ST-CNN Proj"}
-    assert choices["RTS · ST-CNN Aff"].cnn is not None and choices["E · ST-CNN TPS"].cnn is None
-    assert lab.service.default_key() == "RTS · ST-CNN Aff"
+    assert set(choices) == {"rts-st-cnn-affine", "tc-st-cnn-attention", "e-st-cnn-tps", "p-st-cnn-projective"}
+    assert all(choice.key == key for key, choice in choices.items())
+    assert choices["rts-st-cnn-affine"].title == "RTS · ST-CNN Aff" and choices["tc-st-cnn-attention"].title == "TC · ST-CNN Att"
+    assert choices["rts-st-cnn-affine"].cnn is not None and choices["e-st-cnn-tps"].cnn is None
+    assert lab.service.default_key() == "rts-st-cnn-affine"
     assert all(not c.st.training for c in choices.values())
+
+
+def test_the_default_model_is_a_setting_that_falls_back_when_not_shipped(lab, monkeypatch):
+    import stn_lab.service as service
+
+    monkeypatch.setenv("STN_DEFAULT_MODEL", "tc-st-cnn-attention")
+    assert lab.service.default_key() == "tc-st-cnn-attention"
+    monkeypatch.setenv("STN_DEFAULT_MODEL", "full-st-cnn-affine")  # not in this folder
+    assert lab.service.default_key() == next(iter(lab.service.choices))
+    monkeypatch.delenv("STN_DEFAULT_MODEL")
+    monkeypatch.setattr(service, "DEFAULT_MODEL", "e-st-cnn-tps")  # the one line to change
+    assert lab.service.default_key() == "e-st-cnn-tps"
 
 
 def test_controls_are_clamped_and_non_numbers_refused():
@@ -66,19 +80,19 @@ def test_perspective_elastic_and_clutter_change_the_canvas(lab):
 
 def test_batched_sweep_matches_one_by_one(lab):
     digit = lab.service.sample_images[3, 0].numpy()
-    key = "RTS · ST-CNN Aff"
+    key = "rts-st-cnn-affine"
     curve = lab.service.sweep(digit, 1, key, Controls(scale=0.9), "rotation", [-90.0, 0.0, 45.0])
-    for value, st in zip(curve["values"], curve["st"]):
+    for value, st_prob in zip(curve["values"], curve["st"]):
         single = lab.service.predict(digit, Controls(scale=0.9, rotation=value), key)
-        assert single.st_probs[1] == pytest.approx(st, abs=1e-5)
+        assert single.st_probs[1] == pytest.approx(st_prob, abs=1e-5)
 
 
 def test_batch_view_runs_the_regime(lab):
-    results, labels = lab.service.batch("RTS", "RTS · ST-CNN Aff", seed=1)
+    results, labels = lab.service.batch("RTS", "rts-st-cnn-affine", seed=1)
     assert len(results) == 16 and len(labels) == 16
     assert results[0].canvas.shape == (42, 42) and results[0].st_probs.shape == (10,)
     with pytest.raises(ValueError, match="canvas"):
-        lab.service.batch("R", "RTS · ST-CNN Aff", seed=1)
+        lab.service.batch("R", "rts-st-cnn-affine", seed=1)
 
 
 def test_tampered_model_is_not_served(model_dir, tmp_path, caplog):
@@ -93,13 +107,14 @@ def test_tampered_model_is_not_served(model_dir, tmp_path, caplog):
     with caplog.at_level("ERROR"):
         service = InferenceService(tmp_path, device="cpu")
     assert "not serving rts-cnn.safetensors" in caplog.text and "SHA-256" in caplog.text
-    assert service.choices["RTS · ST-CNN Aff"].cnn is None
+    assert service.choices["rts-st-cnn-affine"].cnn is None
 
 
 def test_device_comes_from_the_environment(model_dir, monkeypatch):
     monkeypatch.setenv("STN_DEVICE", "cpu")
     assert InferenceService(model_dir).device == torch.device("cpu")
-    assert np.isfinite(InferenceService(model_dir).predict(np.zeros((28, 28), np.float32), Controls(), "E · ST-CNN TPS").st_probs).all()
+    answer = InferenceService(model_dir).predict(np.zeros((28, 28), np.float32), Controls(), "e-st-cnn-tps")
+    assert np.isfinite(answer.st_probs).all()
 
 
 number = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
@@ -107,7 +122,7 @@ number = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_va
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    values=st.fixed_dictionaries({name: number for name in ("rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic")}),
+    values=st.fixed_dictionaries({name: number for name in CONTROL_RANGES if name != "seed"}),
     clutter=st.booleans(),
     seed=st.integers(-(2**40), 2**40),
     canvas_size=st.sampled_from([28, 42, 60]),
@@ -141,10 +156,11 @@ def test_zero_gpu_lends_the_gpu_to_the_heavy_passes_only(model_dir, monkeypatch)
     monkeypatch.delenv("STN_DEVICE", raising=False)
     zero = InferenceService(model_dir)
     assert zero.device.type == "cpu"  # CUDA exists only inside spaces.GPU calls there
-    key, digit = "RTS · ST-CNN Aff", plain.sample_images[0, 0].numpy()
+    key, digit = "rts-st-cnn-affine", plain.sample_images[0, 0].numpy()
     live = zero.predict(digit, Controls(rotation=30.0), key)
     assert calls == [] and np.allclose(live.st_probs, plain.predict(digit, Controls(rotation=30.0), key).st_probs)
-    assert zero.sweep(digit, 7, key, Controls(), "rotation", [-90, 0, 90]) == plain.sweep(digit, 7, key, Controls(), "rotation", [-90, 0, 90])
+    sweep = (7, key, Controls(), "rotation", [-90, 0, 90])
+    assert zero.sweep(digit, *sweep) == plain.sweep(digit, *sweep)
     (lent, labels), (direct, same_labels) = zero.batch("RTS", key, seed=3), plain.batch("RTS", key, seed=3)
     assert calls == ["_run_on_lent_gpu", "_run_on_lent_gpu"] and labels == same_labels
     assert all(np.allclose(a.st_probs, b.st_probs) and np.allclose(a.warped, b.warped) for a, b in zip(lent, direct))

@@ -1,11 +1,15 @@
+import base64
 import io
+import types
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from stn_core.controls import Controls
-from stn_lab.lab import DISPLAY_SIZE, LabError, TABS
+from stn_core.geometry import affine_theta
+from stn_lab.lab import DISPLAY_SIZE, TABS, THETA_RANGES, LabError, pack_digit, unpack_digit
 
 
 def _drawn_seven() -> bytes:
@@ -56,6 +60,9 @@ def test_unknown_model_and_missing_digit(lab):
     digit, _ = lab.sample_digit(1)
     with pytest.raises(LabError, match="unknown model 'nope'"):
         lab.frame(digit, Controls(), "nope")
+    # Models are addressed by slug; a display title is not a key.
+    with pytest.raises(LabError, match=r"unknown model 'RTS · ST-CNN Aff'; available: .*rts-st-cnn-affine"):
+        lab.frame(digit, Controls(), "RTS · ST-CNN Aff")
     with pytest.raises(LabError, match="no digit yet"):
         lab.frame(None, Controls(), None)
     for index in (-1, 1000, 2.5, "3", True):
@@ -68,11 +75,11 @@ def test_every_model_kind_renders(lab):
     for key in lab.service.choices:
         frame = lab.frame(digit, Controls(rotation=20.0, elastic=1.0, perspective=0.5), key)
         assert frame.grid_html.count("<polyline") == 14
-    assert lab.frame(digit, Controls(), "E · ST-CNN TPS").cnn_probs is None
+    assert lab.frame(digit, Controls(), "e-st-cnn-tps").cnn_probs is None
 
 
 def test_regime_buttons_pick_their_model(lab):
-    assert lab.model_for_regime("TC") == "TC · ST-CNN Att"
+    assert lab.model_for_regime("TC") == "tc-st-cnn-attention"
     assert lab.model_for_regime("R") is None
     assert lab.random_controls("RTS", 3) == lab.random_controls("RTS", 3)
     with pytest.raises(LabError):
@@ -87,6 +94,34 @@ def test_manual_theta_drives_grid_and_sampler_alone(lab):
     assert warped != identity_warped and grid != identity_grid
     parts = lab.predicted_theta_parts(digit, Controls(), None)
     assert parts == pytest.approx({"rotation": 0, "scale_x": 1, "scale_y": 1, "shear": 0, "shift_x": 0, "shift_y": 0}, abs=1e-3)
+
+
+def _on_its_slider(name, value):
+    low, high, step = THETA_RANGES[name]
+    steps = value / step
+    return low <= value <= high and abs(steps - round(steps)) < 1e-6 and (not isinstance(step, int) or isinstance(value, int))
+
+
+def test_copied_theta_fits_the_sliders_steps_and_ranges(lab, monkeypatch):
+    """"Copy θ" puts values the "Set θ yourself" sliders can hold: -3.7251° becomes -4 on the
+    rotation slider (step 1), a scale of 2.5 becomes the slider's maximum 2.0."""
+    theta = affine_theta(rotation=-3.7251, scale_x=2.5, scale_y=0.7342, shear=0.0, shift_x=1.4, shift_y=-0.256)
+    monkeypatch.setattr(lab, "frame", lambda *args: types.SimpleNamespace(theta=theta.reshape(6).tolist()))
+    parts = lab.predicted_theta_parts(np.zeros((28, 28), np.float32), Controls(), "rts-st-cnn-affine")
+    assert parts["rotation"] == -4 and isinstance(parts["rotation"], int)
+    assert parts["scale_x"] == 2.0 and parts["scale_y"] == pytest.approx(0.73, abs=1e-9)
+    assert parts["shift_x"] == 1.0 and parts["shift_y"] == pytest.approx(-0.26, abs=1e-9)
+    assert all(_on_its_slider(name, value) for name, value in parts.items()), parts
+
+
+def test_copied_theta_of_a_trained_net_fits_the_sliders(shipped_lab):
+    digit, _ = shipped_lab.sample_digit(4)
+    for controls in (Controls(rotation=30.0, scale=0.9, shift_x=0.1), Controls(rotation=-40.0, scale=1.2, shear=0.2)):
+        for key in ("rts-st-cnn-affine", "tc-st-cnn-attention"):
+            parts = shipped_lab.predicted_theta_parts(digit, controls, key)
+            assert set(parts) == set(THETA_RANGES) and all(_on_its_slider(n, v) for n, v in parts.items()), (key, parts)
+    with pytest.raises(LabError, match="only affine and attention"):
+        shipped_lab.predicted_theta_parts(digit, Controls(), "rts-st-cnn-tps")
 
 
 def test_how_it_works_shows_four_stages(lab):
@@ -107,16 +142,71 @@ def test_sweep_figure_and_batch_view(lab):
         lab.batch_view("R", None, seed=2)
 
 
-def test_links_round_trip_and_survive_garbage(lab):
-    controls = Controls(rotation=33.0, scale=0.8, clutter=True, seed=7)
-    query = lab.query_string(controls, 12, "TC · ST-CNN Att", "sweep")
+def _state_of(lab, query: str) -> dict:
     from urllib.parse import parse_qsl
 
-    state = lab.state_from_query(dict(parse_qsl(query[1:])))
-    assert state == {"controls": controls, "sample": 12, "model": "TC · ST-CNN Att", "tab": "sweep"}
-    junk = lab.state_from_query({"rot": "nan", "scale": "big", "sample": "9999", "model": "x", "tab": "<script>"})
-    assert junk == {"controls": Controls(), "sample": None, "model": lab.service.default_key(), "tab": None}
+    return lab.state_from_query(dict(parse_qsl(query.removeprefix("?"))))
+
+
+def test_links_round_trip_and_survive_garbage(lab):
+    controls = Controls(rotation=33.0, scale=0.8, clutter=True, seed=7)
+    query = lab.query_string(controls, 12, "tc-st-cnn-attention", "sweep")
+    state = _state_of(lab, query)
+    assert state == {"controls": controls, "sample": 12, "digit": None, "model": "tc-st-cnn-attention", "tab": "sweep"}
+    junk = lab.state_from_query({"rot": "nan", "scale": "big", "sample": "9999", "model": "x", "tab": "<script>", "digit": "%%%"})
+    assert junk == {"controls": Controls(), "sample": None, "digit": None, "model": lab.service.default_key(), "tab": None}
     assert "sweep" in TABS
+    # A display title in an old link is not a model any more: the default is used.
+    assert lab.state_from_query({"model": "TC · ST-CNN Att"})["model"] == lab.service.default_key()
+
+
+def test_a_link_carries_a_drawn_digit_itself(lab):
+    drawn = lab.digit_from_image(_drawn_seven())
+    query = lab.query_string(Controls(rotation=20.0), None, "rts-st-cnn-affine", None, digit=drawn)
+    assert len(query) < 1000  # short enough to share
+    state = _state_of(lab, query)
+    assert state["sample"] is None and state["controls"] == Controls(rotation=20.0) and state["model"] == "rts-st-cnn-affine"
+    assert state["digit"].shape == (28, 28) and state["digit"].dtype == np.float32
+    assert np.abs(state["digit"] - drawn).max() <= 0.5 / 255 + 1e-7  # the 28x28 digit, to uint8 precision
+    # A sample travels by its number, not its pixels.
+    sample_query = lab.query_string(Controls(), 5, None, None, digit=lab.sample_digit(5)[0])
+    assert "digit=" not in sample_query and _state_of(lab, sample_query)["sample"] == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "!!!", "eJw", "A" * 3000, None, 5, pack_digit(np.eye(28)[::-1] * np.arange(28) / 27)[:12]]
+    + [base64.urlsafe_b64encode(zlib.compress(bytes(n))).decode() for n in (783, 785, 10**6)],
+    ids=["empty", "not-base64", "truncated-zlib", "too-long", "none", "number", "cut-short"]
+    + ["783-bytes", "785-bytes", "zip-bomb"],
+)
+def test_an_unreadable_digit_in_a_link_is_refused_by_name(text):
+    with pytest.raises(LabError, match="the digit in this link is not readable"):
+        unpack_digit(text)
+
+
+def test_packed_digits_round_trip_exactly_at_uint8_precision():
+    digit = np.random.default_rng(1).integers(0, 256, (28, 28)).astype(np.float32) / 255
+    assert np.array_equal(unpack_digit(pack_digit(digit)), digit)
+    with pytest.raises(LabError, match=r"\(28, 28\)"):
+        pack_digit(np.zeros((28, 29)))
+
+
+def test_predict_returns_one_dict_with_the_warped_output_as_a_png_data_url(lab):
+    from PIL import Image
+
+    result = lab.predict(_drawn_seven(), rotation=30, scale=0.9, shift_x=0.1, model="tc-st-cnn-attention")
+    assert set(result) == {"model", "theta", "st_label", "st_probs", "cnn_label", "cnn_probs", "warped_png"}
+    assert result["model"] == "tc-st-cnn-attention" and len(result["theta"]) == 3
+    assert result["st_label"] == int(np.argmax(result["st_probs"])) and sum(result["st_probs"]) == pytest.approx(1, abs=1e-5)
+    header, data = result["warped_png"].split(",", 1)
+    assert header == "data:image/png;base64"
+    warped = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+    controls = lab.controls(rotation=30, scale=0.9, shift_x=0.1)
+    frame = lab.frame(lab.digit_from_image(_drawn_seven()), controls, "tc-st-cnn-attention")
+    assert warped.shape == frame.warped.shape == (30, 30)
+    assert np.abs(warped.astype(int) - (np.clip(frame.warped, 0, 1) * 255 + 0.5).astype(int)).max() <= 1
+    assert lab.predict(_drawn_seven())["model"] == lab.service.default_key()  # an empty model: the default
 
 
 def test_watch_it_learn_starts_at_the_identity(lab):
@@ -134,10 +224,10 @@ def test_batched_frames_equal_one_by_one_and_isolate_bad_requests(lab):
     digits = [lab.sample_digit(i)[0] for i in range(5)]
     requests = [
         (digits[0], Controls(rotation=30.0), None),
-        (digits[1], Controls(rotation=-50.0, scale=0.8), "RTS · ST-CNN Aff"),
+        (digits[1], Controls(rotation=-50.0, scale=0.8), "rts-st-cnn-affine"),
         (digits[2], Controls(elastic=1.0), None),  # a different distortion shape: its own batch
         (None, Controls(), None),  # no digit
-        (digits[3], Controls(), "TC · ST-CNN Att"),  # another model in the same call
+        (digits[3], Controls(), "tc-st-cnn-attention"),  # another model in the same call
         (digits[4], Controls(rotation=float("nan")), None),
     ]
     frames = lab.frames(requests)
@@ -154,6 +244,8 @@ def test_batched_frames_equal_one_by_one_and_isolate_bad_requests(lab):
 
 def test_frames_take_raw_slider_values_too(lab):
     digit, _ = lab.sample_digit(8)
-    raw, bad = lab.frames([(digit, (25, 0.9, 0, 0, 0, 0, 0, False, 0), None), (digit, ("left", 1, 0, 0, 0, 0, 0, False, 0), None)])
+    raw, bad = lab.frames(
+        [(digit, (25, 0.9, 0, 0, 0, 0, 0, False, 0), None), (digit, ("left", 1, 0, 0, 0, 0, 0, False, 0), None)]
+    )
     assert raw.theta == pytest.approx(lab.frame(digit, Controls(rotation=25.0, scale=0.9), None).theta, abs=1e-6)
     assert isinstance(bad, LabError) and "rotation must be a number" in str(bad)

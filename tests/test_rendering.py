@@ -68,3 +68,29 @@ def test_theta_text_for_every_family():
 
     attention = theta_markdown(Attention(), torch.tensor([0.5, 0.1, -0.2]))
     assert "0.50 × 0.50" in attention and "(+0.10, -0.20)" in attention
+
+
+def test_theta_words_read_affine_and_attention_and_name_the_other_families():
+    from stn_core.geometry import Attention
+    from stn_lab.rendering import theta_words
+
+    affine = theta_words(Affine(), affine_theta(rotation=-20.0, scale_x=0.7, scale_y=0.7, shift_x=0.1).reshape(6))
+    assert affine == "grid rotated -20.0°, scaled 0.70 × 0.70, sheared +0.00, shifted (+0.10, +0.00)"
+    assert "**" not in affine and "**-20.0°**" in theta_words(Affine(), affine_theta(rotation=-20.0).reshape(6), bold=True)
+    # An attention θ never turns the grid: no "-0.0°" either.
+    assert theta_words(Attention(), torch.tensor([0.5, 0.1, -0.2])) == (
+        "grid rotated +0.0°, scaled 0.50 × 0.50, sheared +0.00, shifted (+0.10, -0.20)"
+    )
+    assert theta_words(Projective(), Projective().identity()) == "projective θ: 8 numbers (no reading as rotation and scale)"
+    assert theta_words(ThinPlateSpline(4), ThinPlateSpline(4).identity()).startswith("tps θ: 32 numbers")
+
+
+def test_grid_lines_of_a_bending_transform_bend_and_of_the_identity_lie_on_the_lattice():
+    tps = ThinPlateSpline(4)
+    bent = tps.identity().clone()
+    bent[5] += 0.3  # one inner control point moved right
+    lines = grid_lines(tps, bent.double(), lines=7, samples=9)
+    straight = grid_lines(tps, tps.identity().double(), lines=7, samples=9)
+    assert lines.shape == straight.shape == (14, 9, 2)
+    assert np.allclose(straight[3, :, 1], 0.0) and np.allclose(straight[3, :, 0], np.linspace(-1, 1, 9))
+    assert not np.allclose(lines, straight, atol=1e-3)
