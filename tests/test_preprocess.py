@@ -26,6 +26,7 @@ from stn_core.preprocess import (
     decode_image,
     normalize_digit,
     prepare_digit,
+    stroke_width,
 )
 
 NOT_AN_IMAGE = "could not read this file as an image (PNG, JPEG, WebP, GIF, BMP or TIFF)"
@@ -148,6 +149,179 @@ def test_normalize_digit_rejects_non_images():
         normalize_digit(np.full((4, 4), np.inf))
 
 
+# --- real handwriting: polarity, lighting, blank photos, stroke width (issue 16) ----------
+
+
+def brush_sketch(points, height: int, brush: int = 18, size: int = 280) -> np.ndarray:
+    """A stroke through ``points`` (in a unit box) drawn as the app's sketchpad draws it:
+    a black round brush ``brush`` px wide on a white ``size`` x ``size`` canvas, the ink
+    ``height`` px tall, antialiased (drawn 4x larger, then shrunk)."""
+    scale, step = 4, (height - brush)
+    img = Image.new("L", (size * scale, size * scale), 255)
+    draw = ImageDraw.Draw(img)
+    xs = [(size / 2 + (x - 0.5) * step) * scale for x, _ in points]
+    ys = [(size / 2 + (y - 0.5) * step) * scale for _, y in points]
+    radius = brush * scale / 2
+    path = list(zip(xs, ys))
+    for (x0, y0), (x1, y1) in zip(path, path[1:]):  # a disc every scaled pixel along the path
+        for t in np.linspace(0, 1, int(np.hypot(x1 - x0, y1 - y0)) + 1):
+            x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
+    return np.asarray(img.resize((size, size), Image.Resampling.BOX))
+
+
+FOUR = [(0.55, 0.0), (0.0, 0.65), (0.8, 0.65), (0.55, 0.65), (0.55, 0.0), (0.55, 1.0)]
+SEVEN = [(0.0, 0.0), (0.75, 0.0), (0.25, 1.0)]
+TWO = [(0.0, 0.15), (0.5, 0.0), (0.9, 0.2), (0.0, 1.0), (0.9, 1.0)]
+
+
+def plain_construction(image, monkeypatch) -> np.ndarray:
+    """The MNIST construction without stroke-width normalisation (its bands made infinite)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(preprocess, "STROKE_BAND", (0.0, float("inf")))
+        patch.setattr(preprocess, "MIN_PEN_WIDTH", 0.0)
+        return prepare_digit(image)
+
+
+@pytest.fixture(scope="module")
+def mnist_stroke_width():
+    """The median stroke width of the shipped MNIST sample (all 1,000 digits)."""
+    from stn_core.mnist import load_sample
+
+    images = load_sample()[0]
+    return float(np.median([stroke_width(np.asarray(image, np.float32) / 255) for image in images]))
+
+
+def test_stroke_width_constant_is_the_median_of_the_mnist_sample(mnist_stroke_width):
+    assert preprocess.STROKE_WIDTH == pytest.approx(mnist_stroke_width, abs=0.01)
+    low, high = preprocess.STROKE_BAND
+    assert low < mnist_stroke_width < high
+
+
+def test_stroke_width_measures_a_bar_and_ignores_a_blot():
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 12:16] = 1  # 20 x 4 px
+    assert stroke_width(bar) == pytest.approx(3.75, abs=0.01)  # the 0.5 threshold takes 1/4 px
+    bar[10:15, 9:19] = 1  # a 5 x 10 blot on the stroke: ink mass / length would say 5.5
+    assert stroke_width(bar) < 4.3
+    assert stroke_width(np.zeros((5, 5))) == 0
+
+
+@pytest.mark.parametrize("shape", [SEVEN, FOUR], ids=["seven", "four"])
+def test_thin_stroke_sketch_gets_mnist_stroke_width(shape, mnist_stroke_width, monkeypatch):
+    sketch = brush_sketch(shape, height=250)  # 18-px brush, 250 px tall: thin once scaled to 20 px
+    assert stroke_width(plain_construction(sketch, monkeypatch)) < 0.75 * mnist_stroke_width  # the problem ...
+    digit = prepare_digit(sketch)
+    assert stroke_width(digit) == pytest.approx(mnist_stroke_width, abs=0.3)  # ... fixed
+    rows, cols = np.nonzero(digit > 0.1)
+    assert np.ptp(rows) + 1 == 20  # still an MNIST digit: 20 px tall, centred
+    row, col = centre_of_mass(digit)
+    assert abs(row - 14) <= 0.5 + 1e-6 and abs(col - 14) <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("shape, height", [(SEVEN, 40), (SEVEN, 60), (TWO, 80)], ids=["seven-40px", "seven-60px", "two-80px"])
+def test_small_sketch_gets_mnist_stroke_width(shape, height, mnist_stroke_width, monkeypatch):
+    sketch = brush_sketch(shape, height)  # the 18-px brush on a small digit: a blob once scaled
+    # (A loop the brush fills, as in a "4" drawn 80 px tall, is no stroke: it is kept as drawn.)
+    assert stroke_width(plain_construction(sketch, monkeypatch)) > 1.8 * mnist_stroke_width  # the problem ...
+    digit = prepare_digit(sketch)
+    assert stroke_width(digit) == pytest.approx(mnist_stroke_width, abs=0.3)  # ... fixed
+    assert (digit > 0.5).mean() < 0.2  # not a blob: MNIST digits cover 10-20% of the canvas
+    assert correlation(digit, prepare_digit(brush_sketch(shape, 200))) > 0.7  # the same digit, drawn large
+
+
+def ring_zero(size: int, margin: int, width: int) -> np.ndarray:
+    """A thick dark "0" on white paper; a negative margin crops it, so it runs off the border."""
+    img = Image.new("L", (size, size), 255)
+    ImageDraw.Draw(img).ellipse((margin, margin, size - 1 - margin, size - 1 - margin), outline=0, width=width)
+    return np.asarray(img)
+
+
+def test_ink_touching_the_border_keeps_its_polarity():
+    cropped = ring_zero(200, -12, 30)  # a tightly cropped "0": the ring runs along the border
+    border = np.concatenate([cropped[0], cropped[-1], cropped[:, 0], cropped[:, -1]])
+    assert np.median(border) == 0  # the border alone calls the ink the background
+    digit = prepare_digit(cropped)
+    assert digit[14, 14] == 0 and digit[14, 4:9].max() == 1  # the hole is paper, the ring ink
+    assert (digit > 0.5).mean() < 0.5  # not "a filled disc inside a frame"
+
+
+def test_heavy_digit_covering_most_of_the_image_keeps_its_polarity():
+    heavy = ring_zero(100, 8, 30)  # a fat "0" covering ~60% of a tightly cropped scan
+    assert (heavy < 128).mean() > 0.5  # the majority of pixels alone would call it background
+    digit = prepare_digit(heavy)
+    assert digit[14, 14] == 0 and digit[14, 4:9].max() == 1
+
+
+def lit(image: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """A photo of ``image`` (paper 1, ink 0.1 reflectance) under ``light``, as uint8."""
+    reflectance = 0.1 + 0.9 * image.astype(np.float32) / 255
+    return np.round(255 * reflectance * light).astype(np.uint8)
+
+
+def uneven_light(height: int, width: int) -> np.ndarray:
+    """Light falling from 1.0 at the top left to about 0.35 at the bottom right."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    return 1.0 - 0.65 * (0.6 * cols / width + 0.4 * rows / height) ** 1.5
+
+
+def test_uneven_lighting_is_flattened():
+    paper = np.asarray(seven())
+    even = prepare_digit(lit(paper, np.full(paper.shape, 0.9)))
+    light = uneven_light(*paper.shape)
+    uneven = lit(paper, light)
+    assert uneven[-1, -1] < uneven[0, 0] * 0.4  # the shading is darker than the ink is
+    digit = prepare_digit(uneven)
+    assert correlation(digit, even) > 0.97  # the same digit, ...
+    even_rows, even_cols = np.nonzero(even > 0.1)
+    rows, cols = np.nonzero(digit > 0.1)
+    assert abs(np.ptp(rows) - np.ptp(even_rows)) <= 1 and abs(np.ptp(cols) - np.ptp(even_cols)) <= 1  # ... size ...
+    assert np.allclose(centre_of_mass(digit), centre_of_mass(even), atol=0.5)  # ... and position
+
+
+def test_uneven_lighting_with_light_ink_is_flattened():
+    chalk = 255 - np.asarray(seven())  # a light digit on a dark board (reflectance 0.25), ...
+    board = (0.25 + 0.6 * chalk / 255) * uneven_light(*chalk.shape)  # ... lit unevenly
+    photo = np.round(255 * board).astype(np.uint8)
+    assert correlation(prepare_digit(photo), prepare_digit(chalk)) > 0.97
+
+
+def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(np.round(image + rng.normal(0, sigma * 255, image.shape)), 0, 255).astype(np.uint8)
+
+
+def blank_photos():
+    height, width = 300, 400
+    rows, cols = np.mgrid[0:height, 0:width]
+    gradient = 80 + 130 * cols / width  # a smooth grey ramp, 80..210
+    radius = np.hypot(rows - height / 2, cols - width / 2) / np.hypot(height / 2, width / 2)
+    vignette = 190 * (1 - 0.45 * radius**2)  # darker corners
+    return {
+        "grey-noise": noisy(np.full((height, width), 140.0), 0.03),
+        "gradient": np.round(gradient).astype(np.uint8),
+        "gradient-float": (gradient / 255).astype(np.float32),
+        "vignette-noise": noisy(vignette, 0.02, seed=1),
+        "vignette-jpeg": encode(Image.fromarray(noisy(vignette, 0.01, seed=2)), "JPEG", quality=70),
+        "dark-noise": noisy(np.full((height, width), 30.0), 0.04, seed=3),
+    }
+
+
+@pytest.mark.parametrize("name", blank_photos())
+def test_blank_photo_raises_no_digit_error(name):
+    with pytest.raises(NoDigitError, match="^no digit found: draw or upload a dark digit on a light background"):
+        prepare_digit(blank_photos()[name])
+
+
+def test_noisy_photo_of_a_digit_is_still_read(reference):
+    paper = np.asarray(seven()).astype(np.float32)
+    photo = noisy(140 + (paper - 255) * 0.35, 0.03)  # ink 35% darker than grey paper, noisy
+    digit = prepare_digit(photo)
+    assert correlation(digit, reference) > 0.9
+    rows, cols = np.nonzero(digit > 0.1)
+    assert np.ptp(rows) + 1 == 20  # the noise did not widen the crop
+
+
 # --- refused inputs ---------------------------------------------------------------------
 
 
@@ -210,7 +384,10 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, side):
     assert bomb.stat().st_size < 400_000
     result = subprocess.run(
         [sys.executable, "-c", BOMB_SCRIPT, preprocess.__file__, str(bomb)],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     message, grown_mib, imported_torch = result.stdout.splitlines()
     assert message.startswith("image too large")
