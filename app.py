@@ -161,7 +161,7 @@ def build_app(lab: Lab) -> LabBlocks:
                 key, checked = parse_frame_request(lab, message)
                 result = lab.service.predict(decode_digit(digit), checked, key)
                 return frame_payload(lab, key, result)
-            except (LabError, ValueError, TypeError) as error:
+            except (LabError, ValueError, TypeError, OverflowError, RecursionError) as error:
                 return {"type": "error", "message": str(error)}
 
         gr.api(predict, api_name="predict")

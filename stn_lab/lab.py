@@ -130,8 +130,8 @@ class Lab:
             low, high = CONTROL_RANGES[name]
             try:
                 values[name] = float(value)
-            except (TypeError, ValueError):
-                raise LabError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise LabError(f"{name} must be a number in [{low}, {high}], got {str(value)[:40]}") from None
         if not np.isfinite(values["seed"]):
             raise LabError(f"seed must be a whole number in [0, {CONTROL_RANGES['seed'][1]}], got {seed!r}")
         values["seed"] = int(min(max(values["seed"], 0), CONTROL_RANGES["seed"][1]))

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stn_core.controls import CONTROL_NAMES, Controls
+from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
 
 from .lab import Lab, LabError
 from .rendering import grid_lines, theta_words
@@ -127,19 +127,20 @@ def frame_payload(lab: Lab, key: str, result, seq=None) -> dict:
     }
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number")
-
-
 def parse_message(text) -> dict:
-    """A client's message as a dict; :class:`LabError` for anything else (JSON's NaN and
-    Infinity included: they are not JSON, though Python's parser accepts them)."""
+    """A client's message as a dict; :class:`LabError` for anything else.
+
+    JSON's NaN and Infinity are read as numbers here, so that the control they were sent
+    for is named in the error (with its range) by :func:`parse_frame_request`."""
     if isinstance(text, (bytes, bytearray)):
         raise LabError("send JSON text messages, not binary ones")
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise LabError(f"message too long: {len(text)} characters, at most {MAX_MESSAGE_BYTES}")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_MESSAGE_BYTES:
+        raise LabError(f"message too long: {size} bytes, at most {MAX_MESSAGE_BYTES}")
     try:
-        message = json.loads(text, parse_constant=_reject_constant)
+        message = json.loads(text)
+    except RecursionError:  # deeply nested arrays: not a message of ours
+        raise LabError("not a JSON message: nested too deeply") from None
     except ValueError as error:
         raise LabError(f"not a JSON message: {error}") from None
     if not isinstance(message, dict) or message.get("type") not in ("digit", "frame"):
@@ -157,8 +158,9 @@ def parse_frame_request(lab: Lab, message: dict) -> tuple[str, Controls]:
     if unknown:
         raise LabError(f"unknown controls {unknown}; expected some of {list(CONTROL_NAMES)}")
     for name, value in controls.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise LabError(f"{name} must be a finite number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value) and name in CONTROL_RANGES:
+            low, high = CONTROL_RANGES[name]
+            raise LabError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
     model = message.get("model")
     if model is not None and not isinstance(model, str):
         raise LabError('"model" must be a model name')
@@ -176,8 +178,7 @@ class _Session:
     digit: np.ndarray | None = None
     pending: tuple | None = None  # (seq, key, controls, digit)
     closed: bool = False
-    window_start: float = field(default_factory=time.monotonic)
-    window_count: int = 0
+    window_start: float = field(default_factory=lambda: time.monotonic() - 1.0)
 
 
 class LiveHub:
@@ -232,6 +233,7 @@ class LiveHub:
 
     async def receive(self, session: _Session, text) -> None:
         """Handle one message of ``session`` (exposed for tests without a server)."""
+        self._ensure_worker()
         await self._throttle(session)
         seq = None
         try:
@@ -252,13 +254,16 @@ class LiveHub:
             await self._send(session, {"type": "error", "seq": seq, "message": str(error)})
 
     async def _throttle(self, session: _Session) -> None:
+        """Read a socket no faster than :attr:`max_messages_per_s` on average: each message
+        costs ``1 / max`` s of budget, and a client over budget waits for it (its sends
+        back up in its own socket buffer)."""
         now = time.monotonic()
-        if now - session.window_start >= 1.0:
-            session.window_start, session.window_count = now, 0
-        session.window_count += 1
-        if session.window_count > self.max_messages_per_s:
-            # Read this socket no faster than the limit: the client's sends back up.
-            await asyncio.sleep(1.0 / self.max_messages_per_s)
+        interval = 1.0 / self.max_messages_per_s
+        # window_start is the time at which this session's budget is next free; a burst of
+        # up to one second's worth is allowed.
+        session.window_start = max(session.window_start, now - 1.0) + interval
+        if session.window_start > now:
+            await asyncio.sleep(session.window_start - now)
 
     async def _send(self, session: _Session, payload: dict) -> None:
         if session.closed:

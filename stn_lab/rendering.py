@@ -129,6 +129,7 @@ def theta_words(transform: Transform, theta: torch.Tensor, bold: bool = False) -
     elif transform.name != "affine":
         return f"{transform.name} θ: {values.numel()} numbers (no reading as rotation and scale)"
     parts = decompose_affine(values.reshape(2, 3))
+    parts = parts._replace(**{k: v + 0.0 for k, v in parts._asdict().items()})  # no "-0.0°"
     b = "**" if bold else ""
     return (
         f"grid rotated {b}{float(parts.rotation):+.1f}°{b}, scaled {b}{float(parts.scale_x):.2f} × {float(parts.scale_y):.2f}{b}, "
