@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import gradio as gr
-from starlette.routing import WebSocketRoute
 from gradio.data_classes import FileData
+from starlette.routing import WebSocketRoute
 
 from stn_core.preprocess import MAX_BYTES
 from stn_lab.lab import LINK_KEYS, Lab, LabError
@@ -58,7 +58,10 @@ class LabBlocks(gr.Blocks):
             names = inspect.signature(block_fn.fn).parameters
             api_names = [name for name, block in zip(names, block_fn.inputs) if not block.stateful]
             missing = ", ".join(api_names[len(inputs) :]) or "a session value"
-            raise gr.Error(f"/{block_fn.api_name} takes {len(api_names)} arguments ({', '.join(api_names)}); missing: {missing}", print_exception=False)
+            raise gr.Error(
+                f"/{block_fn.api_name} takes {len(api_names)} arguments ({', '.join(api_names)}); missing: {missing}",
+                print_exception=False,
+            )
         super().validate_inputs(block_fn, inputs)
 
     def delete_old_files(self, age: float) -> int:
@@ -135,7 +138,11 @@ def build_app(lab: Lab) -> LabBlocks:
                 digit = main_view.digit_values(lab, state["digit"])
             else:
                 sample = state["sample"] if state["sample"] is not None else (None if params else main_view.FIRST_SAMPLE)
-                digit = main_view.digit_values(lab, *lab.sample_digit(sample), sample) if sample is not None else main_view.digit_values(lab, None)
+                digit = (
+                    main_view.digit_values(lab, *lab.sample_digit(sample), sample)
+                    if sample is not None
+                    else main_view.digit_values(lab, None)
+                )
             tab = state["tab"] or TEACHING_VIEWS[0].ID
             values = [getattr(controls, name) for name in page.controls]
             return [*digit, *values, state["model"], gr.Tabs(selected=tab), tab]
@@ -144,7 +151,14 @@ def build_app(lab: Lab) -> LabBlocks:
 
         # -- the public API ------------------------------------------------------------------------
 
-        def predict(image: FileData, rotation: float = 0.0, scale: float = 1.0, shift_x: float = 0.0, shift_y: float = 0.0, model: str = "") -> dict:
+        def predict(
+            image: FileData,
+            rotation: float = 0.0,
+            scale: float = 1.0,
+            shift_x: float = 0.0,
+            shift_y: float = 0.0,
+            model: str = "",
+        ) -> dict:
             """An image of one digit, distorted by rotation (degrees), scale and shift, through
             model ``model`` (a slug such as ``rts-st-cnn-affine``; empty: the default).
             Returns ``{model, theta, st_label, st_probs, cnn_label, cnn_probs, warped_png}``."""
@@ -157,7 +171,9 @@ def build_app(lab: Lab) -> LabBlocks:
             """The live channel's frame through Gradio's event path (the browser's fallback):
             ``digit`` as base64 of 28x28 uint8, ``model`` a slug, ``controls`` a JSON object."""
             try:
-                message = parse_message(json.dumps({"type": "frame", "model": model or None, "controls": json.loads(controls or "{}")}))
+                message = parse_message(
+                    json.dumps({"type": "frame", "model": model or None, "controls": json.loads(controls or "{}")})
+                )
                 key, checked = parse_frame_request(lab, message)
                 result = lab.service.predict(decode_digit(digit), checked, key)
                 return frame_payload(lab, key, result)
@@ -201,7 +217,13 @@ def page_assets() -> dict:
     return dict(css_paths=[STATIC / "lab.css"], head=scripts)
 
 
-def launch(demo: LabBlocks, queue_size: int = QUEUE_SIZE, concurrency: int = CONCURRENCY, delete_cache: tuple[float, float] = DELETE_CACHE, **options):
+def launch(
+    demo: LabBlocks,
+    queue_size: int = QUEUE_SIZE,
+    concurrency: int = CONCURRENCY,
+    delete_cache: tuple[float, float] = DELETE_CACHE,
+    **options,
+):
     """Queue and serve ``demo`` as STN Lab runs: bounded queue (overload gets a "busy"
     answer, not a crash), ``concurrency`` handlers at once per event, uploads capped before
     decoding, temp files older than ``delete_cache[1]`` s deleted every ``delete_cache[0]`` s,
@@ -229,7 +251,9 @@ def launch(demo: LabBlocks, queue_size: int = QUEUE_SIZE, concurrency: int = CON
     # its FastAPI app inside launch(); a route added afterwards is never matched, so the
     # route goes in through the app's constructor arguments.
     app_kwargs = {**options.pop("app_kwargs", {}), "routes": [WebSocketRoute("/live", demo.live_hub.endpoint)]}
-    return demo.queue(max_size=queue_size, default_concurrency_limit=concurrency).launch(**{**settings_, **options}, app_kwargs=app_kwargs)
+    return demo.queue(max_size=queue_size, default_concurrency_limit=concurrency).launch(
+        **{**settings_, **options}, app_kwargs=app_kwargs
+    )
 
 
 def main() -> None:

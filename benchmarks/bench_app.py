@@ -44,6 +44,7 @@ from tests.helpers import Caller, free_port, slider_settings
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pretrained"
 
+
 def model_folder() -> tuple[Path, str]:
     """Where the models come from (``$STN_MODEL_DIR``, else ``pretrained/``), and a line saying which."""
     env = os.environ.get("STN_MODEL_DIR")
@@ -201,15 +202,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: $STN_DEVICE, else cuda when available)")
     parser.add_argument("--no-http", action="store_true", help="part A only")
-    parser.add_argument("--main-thread", action="store_true", help="time part A in the main thread instead of a worker thread (see the module notes)")
+    parser.add_argument(
+        "--main-thread",
+        action="store_true",
+        help="time part A in the main thread instead of a worker thread (see the module notes)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     warnings.filterwarnings("ignore", message=".*(no_silent_downcasting|copy keyword).*")  # pandas 3 vs gradio's queue
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from stn_lab.service import InferenceService
     from stn_lab.lab import Lab
+    from stn_lab.service import InferenceService
 
     folder, source = model_folder()
     lab = Lab(InferenceService(folder, device=args.device))
@@ -224,12 +229,18 @@ def main() -> None:
 
     print(f"## STN Lab latency ({time.strftime('%Y-%m-%d')})\n")
     print(f"Machine: {machine_line(lab.service.device)}.  ")
-    print(f"Models: {source}; model `{key}`; digit: shipped sample #0; slider-like updates: rotation -180...180°, scale 0.7...1.3.\n")
+    print(
+        f"Models: {source}; model `{key}`; digit: shipped sample #0; slider-like updates: "
+        "rotation -180...180°, scale 0.7...1.3.\n"
+    )
     print(f"### A. Handler (in process, {'main thread' if args.main_thread else 'in a worker thread, as Gradio calls it'})\n")
     print(table(handler))
     if http:
         echo = http.get("echo (gr.api, same app)")
-        print("\n### B. HTTP end to end (`POST /gradio_api/call/<api>` + SSE until `complete`, sequential, one keep-alive connection)\n")
+        print(
+            "\n### B. HTTP end to end (`POST /gradio_api/call/<api>` + SSE until `complete`, "
+            "sequential, one keep-alive connection)\n"
+        )
         print(table(http, echo))
         predict = http.get("/predict (image uploaded once)")
         if echo and predict:

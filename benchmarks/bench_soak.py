@@ -157,7 +157,17 @@ def main() -> None:
     temp = Path(tempfile.mkdtemp(prefix="stn-soak-"))
     port = free_port()
     env = {**os.environ, "GRADIO_TEMP_DIR": str(temp), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "benchmarks.bench_soak", "--serve", str(port), "--delete-every", str(args.delete_every), "--delete-age", str(args.delete_age)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_soak",
+        "--serve",
+        str(port),
+        "--delete-every",
+        str(args.delete_every),
+        "--delete-age",
+        str(args.delete_age),
+    ]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -21,7 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
 
-VIEWPORTS = {"desktop-1280x800": (1280, 800, False), "projector-1024x768-large": (1024, 768, True), "phone-390x844": (390, 844, False)}
+VIEWPORTS = {
+    "desktop-1280x800": (1280, 800, False),
+    "projector-1024x768-large": (1024, 768, True),
+    "phone-390x844": (390, 844, False),
+}
 
 
 def serve() -> str:

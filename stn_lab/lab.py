@@ -13,21 +13,21 @@ import base64
 import functools
 import zlib
 from dataclasses import dataclass
-from urllib.parse import urlencode
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import torch
 from PIL import Image
 
 from stn_core import timelapse
-from stn_core.geometry import Affine, Attention, affine_theta, decompose_affine, sample
 from stn_core.controls import CONTROL_RANGES, Controls
-
-from .service import InferenceService
 from stn_core.distortions import REGIMES
+from stn_core.geometry import Affine, Attention, affine_theta, decompose_affine, sample
 from stn_core.preprocess import ImageInputError, decode_image, prepare_digit
+
 from .rendering import grid_svg, picture_html, png_data_url, theta_markdown, to_picture
+from .service import InferenceService
 
 __all__ = ["DISPLAY_SIZE", "LabError", "Lab", "Frame"]
 
@@ -38,8 +38,12 @@ TIMELAPSE_FILE = Path(__file__).resolve().parent.parent / "assets" / "timelapse_
 THETA_DEFAULTS = {"rotation": 0.0, "scale_x": 1.0, "scale_y": 1.0, "shear": 0.0, "shift_x": 0.0, "shift_y": 0.0}
 # The "Set θ yourself" sliders: (low, high, step) of each affine part.
 THETA_RANGES = {
-    "rotation": (-180, 180, 1), "scale_x": (0.2, 2.0, 0.01), "scale_y": (0.2, 2.0, 0.01),
-    "shear": (-1.0, 1.0, 0.01), "shift_x": (-1.0, 1.0, 0.01), "shift_y": (-1.0, 1.0, 0.01),
+    "rotation": (-180, 180, 1),
+    "scale_x": (0.2, 2.0, 0.01),
+    "scale_y": (0.2, 2.0, 0.01),
+    "shear": (-1.0, 1.0, 0.01),
+    "shift_x": (-1.0, 1.0, 0.01),
+    "shift_y": (-1.0, 1.0, 0.01),
 }
 
 
@@ -119,13 +123,24 @@ class Lab:
     # -- the main view --------------------------------------------------------------------
 
     @staticmethod
-    def controls(rotation=0.0, scale=1.0, shift_x=0.0, shift_y=0.0, shear=0.0, perspective=0.0, elastic=0.0, clutter=False, seed=0) -> Controls:
+    def controls(
+        rotation=0.0, scale=1.0, shift_x=0.0, shift_y=0.0, shear=0.0, perspective=0.0, elastic=0.0, clutter=False, seed=0
+    ) -> Controls:
         """Slider values as checked :class:`Controls` (clamped to their ranges).
 
         Raises:
             LabError: naming the control and its range, for a missing or non-numeric value.
         """
-        values = dict(rotation=rotation, scale=scale, shift_x=shift_x, shift_y=shift_y, shear=shear, perspective=perspective, elastic=elastic, seed=seed)
+        values = dict(
+            rotation=rotation,
+            scale=scale,
+            shift_x=shift_x,
+            shift_y=shift_y,
+            shear=shear,
+            perspective=perspective,
+            elastic=elastic,
+            seed=seed,
+        )
         for name, value in values.items():
             low, high = CONTROL_RANGES[name]
             try:
@@ -272,7 +287,9 @@ class Lab:
 
     # -- set theta yourself ---------------------------------------------------------------
 
-    def manual_warp(self, digit: np.ndarray | None, controls: Controls, key: str | None, theta_parts: dict) -> tuple[str, str, str]:
+    def manual_warp(
+        self, digit: np.ndarray | None, controls: Controls, key: str | None, theta_parts: dict
+    ) -> tuple[str, str, str]:
         """Grid generator and sampler alone: the distorted input warped by a hand-set affine theta.
 
         ``theta_parts`` holds ``rotation``, ``scale_x``, ``scale_y``, ``shear``, ``shift_x``, ``shift_y``.
@@ -284,7 +301,9 @@ class Lab:
         if not all(np.isfinite(list(parts.values()))):
             raise LabError("theta parts must be finite numbers")
         choice = self.service.choice(key)
-        canvas = self.service.distort(torch.as_tensor(np.asarray(digit, np.float32)).reshape(1, 1, 28, 28), [controls.checked()], choice.canvas_size)
+        canvas = self.service.distort(
+            torch.as_tensor(np.asarray(digit, np.float32)).reshape(1, 1, 28, 28), [controls.checked()], choice.canvas_size
+        )
         theta = affine_theta(**parts).reshape(1, 6).double()
         grid = Affine().grid(theta, choice.st.spatial_transformer.output_size)
         warped = sample(canvas.double().cpu(), grid)[0, 0].numpy()
@@ -373,12 +392,18 @@ class Lab:
         for result, truth in zip(results, labels):
             st = int(result.st_probs.argmax())
             cnn = None if result.cnn_probs is None else int(result.cnn_probs.argmax())
-            cells.append(f"{truth}: ST {st}{'' if st == truth else ' ✗'}" + ("" if cnn is None else f", CNN {cnn}{'' if cnn == truth else ' ✗'}"))
+            cells.append(
+                f"{truth}: ST {st}{'' if st == truth else ' ✗'}"
+                + ("" if cnn is None else f", CNN {cnn}{'' if cnn == truth else ' ✗'}")
+            )
         cnn_line = ""
         if results[0].cnn_probs is not None:
             cnn_right = sum(int(r.cnn_probs.argmax()) == y for r, y in zip(results, labels))
             cnn_line = f", CNN {cnn_right}/16"
-        text = f"**{regime}**, model {key}: ST-CNN {st_right}/16 right{cnn_line}. Rows 1 and 3: distorted inputs U; rows 2 and 4: rectified outputs V.\n\n" + " · ".join(cells)
+        text = (
+            f"**{regime}**, model {key}: ST-CNN {st_right}/16 right{cnn_line}. "
+            "Rows 1 and 3: distorted inputs U; rows 2 and 4: rectified outputs V.\n\n" + " · ".join(cells)
+        )
         return sheet, text
 
     # -- watch it learn -------------------------------------------------------------------
@@ -467,8 +492,14 @@ class Lab:
 
 
 QUERY_KEYS = {
-    "rot": "rotation", "scale": "scale", "sx": "shift_x", "sy": "shift_y", "shear": "shear",
-    "persp": "perspective", "elastic": "elastic", "seed": "seed",
+    "rot": "rotation",
+    "scale": "scale",
+    "sx": "shift_x",
+    "sy": "shift_y",
+    "shear": "shear",
+    "persp": "perspective",
+    "elastic": "elastic",
+    "seed": "seed",
 }
 TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter")
 # The query parameters a link may carry (anything else, such as ?live=off, is not a view).

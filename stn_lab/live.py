@@ -211,14 +211,18 @@ class LiveHub:
 
         await websocket.accept()
         if len(self.sessions) >= self.max_connections:
-            await websocket.send_text(json.dumps({"type": "busy", "message": "the live view is busy: too many students at once; try again in a minute"}))
+            await websocket.send_text(
+                json.dumps({"type": "busy", "message": "the live view is busy: too many students at once; try again in a minute"})
+            )
             await websocket.close(CLOSE_BUSY)
             return
         session = _Session(websocket.send_text)
         self.sessions.add(session)
         self._ensure_worker()
         try:
-            await websocket.send_text(json.dumps({"type": "ready", "models": list(self.lab.service.choices), "max_message_bytes": MAX_MESSAGE_BYTES}))
+            await websocket.send_text(
+                json.dumps({"type": "ready", "models": list(self.lab.service.choices), "max_message_bytes": MAX_MESSAGE_BYTES})
+            )
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
@@ -296,7 +300,10 @@ class LiveHub:
                 answers = await loop.run_in_executor(self._executor, self.compute, [request for _, request in batch])
             except Exception:  # never let one bad batch stop the channel
                 log.exception("live batch failed")
-                answers = [{"type": "error", "seq": request[0], "message": "the server could not compute this frame"} for _, request in batch]
+                answers = [
+                    {"type": "error", "seq": request[0], "message": "the server could not compute this frame"}
+                    for _, request in batch
+                ]
             self.ticks += 1
             await asyncio.gather(*(self._send(session, answer) for (session, _), answer in zip(batch, answers)))
 

@@ -101,7 +101,10 @@ def grid_svg(canvas: np.ndarray, transform: Transform, theta: torch.Tensor, size
             'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
         )
     if isinstance(transform, ThinPlateSpline):
-        parts += [f'<circle cx="{x:.4f}" cy="{y:.4f}" r="0.03" fill="{_hex(CONTROL_COLOUR)}"/>' for x, y in theta.reshape(-1, 2).tolist()]
+        parts += [
+            f'<circle cx="{x:.4f}" cy="{y:.4f}" r="0.03" fill="{_hex(CONTROL_COLOUR)}"/>'
+            for x, y in theta.reshape(-1, 2).tolist()
+        ]
     parts.append("</svg>")
     return "".join(parts)
 
@@ -132,7 +135,8 @@ def theta_words(transform: Transform, theta: torch.Tensor, bold: bool = False) -
     parts = parts._replace(**{k: v + 0.0 for k, v in parts._asdict().items()})  # no "-0.0°"
     b = "**" if bold else ""
     return (
-        f"grid rotated {b}{float(parts.rotation):+.1f}°{b}, scaled {b}{float(parts.scale_x):.2f} × {float(parts.scale_y):.2f}{b}, "
+        f"grid rotated {b}{float(parts.rotation):+.1f}°{b}, "
+        f"scaled {b}{float(parts.scale_x):.2f} × {float(parts.scale_y):.2f}{b}, "
         f"sheared {b}{float(parts.shear):+.2f}{b}, shifted {b}({float(parts.shift_x):+.2f}, {float(parts.shift_y):+.2f}){b}"
     )
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "rts-st-cnn-affine"
 PRETRAINED_DIR = Path(os.environ.get("STN_MODEL_DIR") or Path(__file__).resolve().parent.parent / "pretrained")
 
+
 @dataclass(frozen=True)
 class ModelChoice:
     """An ST model and the plain CNN trained on the same regime (``cnn`` may be ``None``)."""
@@ -196,7 +197,9 @@ class InferenceService:
         """
         choice = self.choice(key)
         if REGIMES[regime].canvas_size != choice.canvas_size:
-            raise ValueError(f"regime {regime} uses a {REGIMES[regime].canvas_size}px canvas; model {key} reads {choice.canvas_size}px")
+            raise ValueError(
+                f"regime {regime} uses a {REGIMES[regime].canvas_size}px canvas; model {key} reads {choice.canvas_size}px"
+            )
         generator = torch.Generator().manual_seed(seed)
         index = torch.randperm(self.sample_images.shape[0], generator=generator)[:count]
         distortion = draw_distortion(regime, count, generator, pool_size=self._pool.shape[0])
@@ -219,7 +222,9 @@ def _concatenate(parts: list[Distortion]) -> Distortion:
         elif any(v is None for v in values):
             raise ValueError(f"cannot batch distortions that differ in whether they have {f.name}")
         elif f.name == "clutter":
-            merged[f.name] = Clutter(*(torch.cat([getattr(v, k) for v in values]) for k in ("source_index", "crop_xy", "place_xy")), values[0].size)
+            merged[f.name] = Clutter(
+                *(torch.cat([getattr(v, k) for v in values]) for k in ("source_index", "crop_xy", "place_xy")), values[0].size
+            )
         else:
             merged[f.name] = torch.cat(values)
     return Distortion(**merged)

@@ -139,7 +139,10 @@ def test_main_view_fits_one_screen_and_no_label_covers_a_picture(open_page, view
     for picture in PICTURES:
         p = rect(page, picture)
         for label in labels:
-            overlap = min(p["right"], label["right"]) - max(p["x"], label["x"]) > 1 and min(p["bottom"], label["bottom"]) - max(p["y"], label["y"]) > 1
+            overlap = (
+                min(p["right"], label["right"]) - max(p["x"], label["x"]) > 1
+                and min(p["bottom"], label["bottom"]) - max(p["y"], label["y"]) > 1
+            )
             assert not overlap, f"label {label['text']!r} covers {picture} at {viewport}"
     if phone:  # the slider being dragged stays on screen while the page scrolls
         page.mouse.wheel(0, 600)
@@ -153,7 +156,8 @@ def test_first_screen_shows_a_digit_grid_and_predictions_without_a_click(open_pa
     frame = page.evaluate("() => window.stnLive.lastFrame()")
     assert frame["canvas_size"] > 0 and len(frame["st"]) == 10 and len(frame["grid"]) == 14
     ink = page.evaluate(
-        "() => { const c = document.querySelector('#stn-input'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "() => { const c = document.querySelector('#stn-input');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         " let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s / 255; }"
     )
     assert ink > 20, "the input picture is blank"
@@ -166,7 +170,12 @@ def test_first_screen_shows_a_digit_grid_and_predictions_without_a_click(open_pa
 def test_dragging_a_slider_redraws_the_grid_live_without_gradio_queue_requests(open_page):
     page = open_page()
     gradio_requests = []
-    page.on("request", lambda request: gradio_requests.append(request.url) if ("/queue/join" in request.url or "/call/" in request.url) else None)
+    page.on(
+        "request",
+        lambda request: (
+            gradio_requests.append(request.url) if ("/queue/join" in request.url or "/call/" in request.url) else None
+        ),
+    )
     slider = rect(page, SLIDERS[0])
     y = slider["y"] + slider["height"] / 2
     before = frames_drawn(page)
@@ -193,7 +202,9 @@ def test_every_teaching_view_is_non_empty_when_opened(open_page):
     for tab in ("Set θ yourself", "Invariance sweep", "Batch view", "Watch it learn", "Cluttered", "How it works"):
         page.get_by_role("tab", name=tab).click()
         page.wait_for_function(shown)
-        panel_text = page.evaluate("() => [...document.querySelectorAll('[role=tabpanel]')].filter(e => e.offsetParent !== null).pop().textContent")
+        panel_text = page.evaluate(
+            "() => [...document.querySelectorAll('[role=tabpanel]')].filter(e => e.offsetParent !== null).pop().textContent"
+        )
         assert "Pick a sample" not in panel_text, f"{tab} opened without the current digit"
     assert not page.locator(".toast-wrap .toast-body.error").count(), "a teaching view raised an error toast"
 
@@ -204,16 +215,19 @@ def _contrast(page, dark: bool) -> list[dict]:
     return page.evaluate(
         """(dark) => {
         const parse = (c) => { const m = c.match(/[\\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
-        const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        const lum = ([r, g, b]) => {
+            const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
             return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
         const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
-        const background = (e) => { for (let n = e; n; n = n.parentElement) { const c = parse(getComputedStyle(n).backgroundColor);
+        const background = (e) => { for (let n = e; n; n = n.parentElement) {
+            const c = parse(getComputedStyle(n).backgroundColor);
             if (c.length < 4 || c[3] > 0.9) return c.slice(0, 3); } return dark ? [0, 0, 0] : [255, 255, 255]; };
         const out = [];
         for (const e of document.querySelectorAll('gradio-app *')) {
             if (e.offsetParent === null || e.closest('.stn-pic') || e.closest('[aria-hidden=true]')) continue;
             const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
-            if (own) out.push({kind: 'text', what: e.textContent.trim().slice(0, 40), ratio: ratio(parse(getComputedStyle(e).color).slice(0, 3), background(e))});
+            const colour = parse(getComputedStyle(e).color).slice(0, 3);
+            if (own) out.push({kind: 'text', what: e.textContent.trim().slice(0, 40), ratio: ratio(colour, background(e))});
         }
         for (const e of document.querySelectorAll('#stn-sliders input[type=range]')) {
             const accent = parse(getComputedStyle(e).accentColor);
@@ -275,7 +289,10 @@ def test_a_link_with_a_drawn_digit_round_trips(open_page, browser, app_url):
     page.get_by_role("button", name="copy a link to this view").click()
     page.wait_for_function("() => document.querySelector('#stn-link textarea, #stn-link input').value.includes('digit=')")
     link = page.evaluate("() => document.querySelector('#stn-link textarea, #stn-link input').value")
-    assert "Link copied" in page.locator("#stn-link-copied").inner_text() or "Copy the link" in page.locator("#stn-link-copied").inner_text()
+    assert (
+        "Link copied" in page.locator("#stn-link-copied").inner_text()
+        or "Copy the link" in page.locator("#stn-link-copied").inner_text()
+    )
     other = browser.new_page(viewport={"width": 1280, "height": 800})
     try:
         other.goto(link)
@@ -298,7 +315,9 @@ def test_clearing_the_sketch_clears_the_view(open_page):
     page.mouse.down()
     page.mouse.move(cx, cy + 50, steps=8)
     page.mouse.up()
-    page.wait_for_function("() => window.stnLive.lastFrame() && document.querySelector('#stn-answer-st .stn-top').textContent !== '–'")
+    page.wait_for_function(
+        "() => window.stnLive.lastFrame() && document.querySelector('#stn-answer-st .stn-top').textContent !== '–'"
+    )
     page.locator('#stn-sketch button[aria-label="Clear canvas"]').click()
     page.wait_for_function("() => document.querySelector('#stn-answer-st .stn-top').textContent === '–'")
     assert "pick a digit" in page.locator("#stn-theta").inner_text().lower()

@@ -103,7 +103,7 @@ def _on_its_slider(name, value):
 
 
 def test_copied_theta_fits_the_sliders_steps_and_ranges(lab, monkeypatch):
-    """"Copy θ" puts values the "Set θ yourself" sliders can hold: -3.7251° becomes -4 on the
+    """ "Copy θ" puts values the "Set θ yourself" sliders can hold: -3.7251° becomes -4 on the
     rotation slider (step 1), a scale of 2.5 becomes the slider's maximum 2.0."""
     theta = affine_theta(rotation=-3.7251, scale_x=2.5, scale_y=0.7342, shear=0.0, shift_x=1.4, shift_y=-0.256)
     monkeypatch.setattr(lab, "frame", lambda *args: types.SimpleNamespace(theta=theta.reshape(6).tolist()))

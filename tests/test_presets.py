@@ -25,5 +25,9 @@ def test_there_is_at_most_one_lesson_and_it_leaves_the_trained_range(shipped_lab
         assert "outside" in name
         key = (shipped_lab.model_for_regime(regime) if regime else None) or shipped_lab.service.default_key()
         ranges = trained_ranges(shipped_lab.service.choice(key).regime)
-        outside = [control for control, value in values.items() if control in ranges and not ranges[control][0] <= value <= ranges[control][1]]
+        outside = [
+            control
+            for control, value in values.items()
+            if control in ranges and not ranges[control][0] <= value <= ranges[control][1]
+        ]
         assert outside, f"the lesson {name!r} stays inside what {key} was trained on"

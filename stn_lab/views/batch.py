@@ -1,4 +1,4 @@
-""""Batch view": 16 test digits of a regime and what the spatial transformer made of them."""
+""" "Batch view": 16 test digits of a regime and what the spatial transformer made of them."""
 
 from __future__ import annotations
 

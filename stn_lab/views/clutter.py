@@ -1,4 +1,4 @@
-""""Cluttered": the current digit on a 60×60 canvas with clutter, read by the TC model."""
+""" "Cluttered": the current digit on a 60×60 canvas with clutter, read by the TC model."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def build(lab: Lab, page: Page) -> TeachingView:
             return [None, None, None, "No TC (cluttered) model ships with this copy."]
         if digit is None:
             return [None, None, None, NO_DIGIT]
-        placed = Controls(clutter=True, seed=random.randrange(1000), shift_x=random.uniform(-0.5, 0.5), shift_y=random.uniform(-0.5, 0.5))
+        placed = Controls(
+            clutter=True, seed=random.randrange(1000), shift_x=random.uniform(-0.5, 0.5), shift_y=random.uniform(-0.5, 0.5)
+        )
         frame = lab.frame(digit, placed, key)
         return [frame.grid_html, frame.warped_html, frame.st_probs, frame.theta_text]
 

@@ -1,4 +1,4 @@
-""""How it works": the five stages of a spatial transformer, for the current digit."""
+""" "How it works": the five stages of a spatial transformer, for the current digit."""
 
 from __future__ import annotations
 

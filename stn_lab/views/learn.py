@@ -1,4 +1,4 @@
-""""Watch it learn": the shipped training time-lapse, from the identity to the end."""
+""" "Watch it learn": the shipped training time-lapse, from the identity to the end."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def build(lab: Lab, page: Page) -> TeachingView:
             return TeachingView(ID, tab, [], [], lambda: [])
         position = gr.Slider(0, len(steps) - 1, value=0, step=1, label="recorded training step (0 = identity, before training)")
         with gr.Row():
-            now = gr.Image(label="at this step: 16 fixed test digits (rows 1, 3) and the ST's outputs (rows 2, 4)", interactive=False)
+            now = gr.Image(
+                label="at this step: 16 fixed test digits (rows 1, 3) and the ST's outputs (rows 2, 4)", interactive=False
+            )
             final = gr.Image(label="at the end of training", interactive=False)
         text = gr.Markdown()
 

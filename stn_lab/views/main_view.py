@@ -22,7 +22,9 @@ from ..live import encode_digit
 from . import QUIET, Page, user_errors
 
 INTRO = """# STN Lab — watch a Spatial Transformer Network work
-Drag a slider: the localisation net predicts **θ**, the grid **T<sub>θ</sub>(G)** shows where the sampler looks, and the output **V** is the digit in the pose its classifier learned. ([Jaderberg et al., NIPS 2015](https://arxiv.org/abs/1506.02025))"""
+Drag a slider: the localisation net predicts **θ**, the grid **T<sub>θ</sub>(G)** shows where the sampler looks,
+and the output **V** is the digit in the pose its classifier learned.
+([Jaderberg et al., NIPS 2015](https://arxiv.org/abs/1506.02025))"""
 
 # The first screen: a real test digit, mildly distorted, so everything shows before a click.
 FIRST_SAMPLE = 0
@@ -31,8 +33,13 @@ FIRST_CONTROLS = Controls(rotation=30.0, scale=0.9, shift_x=0.1, shift_y=-0.05)
 # Slider steps: the "Set θ yourself" view rounds copied values to these.
 STEPS = {"rotation": 1, "scale": 0.01, "shift_x": 0.01, "shift_y": 0.01, "shear": 0.01, "perspective": 0.01, "elastic": 0.01}
 LABELS = {
-    "rotation": "rotation (°)", "scale": "scale", "shift_x": "shift x", "shift_y": "shift y", "shear": "shear",
-    "perspective": "perspective", "elastic": "elastic",
+    "rotation": "rotation (°)",
+    "scale": "scale",
+    "shift_x": "shift x",
+    "shift_y": "shift y",
+    "shear": "shear",
+    "perspective": "perspective",
+    "elastic": "elastic",
 }
 MAIN_SLIDERS = ("rotation", "scale", "shift_x", "shift_y")
 MORE_SLIDERS = ("shear", "perspective", "elastic")
@@ -53,7 +60,8 @@ LIVE_VIEW = """
 <div id="stn-live-view" class="stn-empty" data-frames="0" data-ranges="{ranges}">
   <div class="stn-panel">
     <p class="stn-caption">input U with the sampling grid T<sub>θ</sub>(G)</p>
-    <div class="stn-pic"><canvas id="stn-input" width="42" height="42" role="img" aria-label="distorted input with the sampling grid"></canvas>
+    <div class="stn-pic">
+      <canvas id="stn-input" width="42" height="42" role="img" aria-label="distorted input with the sampling grid"></canvas>
       <svg id="stn-grid" viewBox="-1 -1 2 2" preserveAspectRatio="none" aria-hidden="true"></svg></div>
   </div>
   <div class="stn-panel">
@@ -62,7 +70,9 @@ LIVE_VIEW = """
   </div>
   <div class="stn-panel stn-answers" aria-live="polite">
     <div id="stn-answer-st"><p class="stn-caption">ST-CNN reads</p><div class="stn-top">–</div><div class="stn-bars"></div></div>
-    <div id="stn-answer-cnn"><p class="stn-caption">plain CNN reads</p><div class="stn-top">–</div><div class="stn-bars"></div></div>
+    <div id="stn-answer-cnn">
+      <p class="stn-caption">plain CNN reads</p><div class="stn-top">–</div><div class="stn-bars"></div>
+    </div>
   </div>
   <p id="stn-theta" class="stn-theta">Loading the first digit…</p>
   <p id="stn-range-note" class="stn-note" hidden></p>
@@ -111,54 +121,100 @@ def build(lab: Lab) -> MainView:
                 with gr.Tab("Sample"):
                     gallery = gr.Gallery(
                         value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(24)],
-                        columns=6, rows=2, height=130, allow_preview=False, label="real MNIST test digits", show_label=False,
-                        object_fit="contain", buttons=[], elem_id="stn-gallery",
+                        columns=6,
+                        rows=2,
+                        height=130,
+                        allow_preview=False,
+                        label="real MNIST test digits",
+                        show_label=False,
+                        object_fit="contain",
+                        buttons=[],
+                        elem_id="stn-gallery",
                     )
                     with gr.Row():
-                        pick = gr.Number(label="sample # (0–999)", show_label=False, placeholder="sample # 0–999", value=FIRST_SAMPLE, precision=0, minimum=0, maximum=999, min_width=90)
+                        pick = gr.Number(
+                            label="sample # (0–999)",
+                            show_label=False,
+                            placeholder="sample # 0–999",
+                            value=FIRST_SAMPLE,
+                            precision=0,
+                            minimum=0,
+                            maximum=999,
+                            min_width=90,
+                        )
                         random_pick = gr.Button("random digit", size="sm", min_width=90)
                 with gr.Tab("Draw"):
                     sketch = gr.Sketchpad(
-                        label="draw a digit", height=240, canvas_size=(280, 280), type="numpy", show_label=False, elem_id="stn-sketch",
+                        label="draw a digit",
+                        height=240,
+                        canvas_size=(280, 280),
+                        type="numpy",
+                        show_label=False,
+                        elem_id="stn-sketch",
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                     )
                     drawn_view = gr.Image(
-                        label="normalised 28×28", height=72, width=72, interactive=False, elem_classes="stn-pixels", buttons=[],
+                        label="normalised 28×28",
+                        height=72,
+                        width=72,
+                        interactive=False,
+                        elem_classes="stn-pixels",
+                        buttons=[],
                     )
                 with gr.Tab("Upload"):
                     # gr.File, not gr.Image: our decoder (stn_core.preprocess) reads every
                     # format and explains every bad file; browsers cannot even show TIFF.
                     upload = gr.File(
-                        label="a photo or scan of one digit", type="filepath", height=110,
+                        label="a photo or scan of one digit",
+                        type="filepath",
+                        height=110,
                         file_types=[".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"],
                     )
                     with gr.Row():
                         uploaded_view = gr.Image(label="your image", height=110, interactive=False, buttons=[], min_width=100)
                         normalised_view = gr.Image(
-                            label="normalised 28×28", height=110, interactive=False, elem_classes="stn-pixels", buttons=[], min_width=100
+                            label="normalised 28×28",
+                            height=110,
+                            interactive=False,
+                            elem_classes="stn-pixels",
+                            buttons=[],
+                            min_width=100,
                         )
             model = gr.Dropdown(
-                [(choice.title, key) for key, choice in service.choices.items()], value=service.default_key(),
+                [(choice.title, key) for key, choice in service.choices.items()],
+                value=service.default_key(),
                 label="model (regime · architecture)",
             )
 
     page = Page(
-        digit=gr.State(None), label=gr.State(None), sample_index=gr.State(None),
+        digit=gr.State(None),
+        label=gr.State(None),
+        sample_index=gr.State(None),
         digit_code=gr.Textbox(visible=True, elem_classes="stn-hidden", show_label=False, container=False),
         model=model,
     )
     with gr.Row(elem_id="stn-sliders"):
         for name in MAIN_SLIDERS:
             page.controls[name] = gr.Slider(
-                *CONTROL_RANGES[name], value=getattr(Controls(), name), step=STEPS[name], label=LABELS[name],
-                elem_id=f"stn-ctl-{name}", elem_classes="stn-control", min_width=150,
+                *CONTROL_RANGES[name],
+                value=getattr(Controls(), name),
+                step=STEPS[name],
+                label=LABELS[name],
+                elem_id=f"stn-ctl-{name}",
+                elem_classes="stn-control",
+                min_width=150,
             )
     with gr.Accordion("more distortions: shear, perspective, elastic, clutter", open=False):
         with gr.Row():
             for name in MORE_SLIDERS:
                 page.controls[name] = gr.Slider(
-                    *CONTROL_RANGES[name], value=getattr(Controls(), name), step=STEPS[name], label=LABELS[name],
-                    elem_id=f"stn-ctl-{name}", elem_classes="stn-control", min_width=150,
+                    *CONTROL_RANGES[name],
+                    value=getattr(Controls(), name),
+                    step=STEPS[name],
+                    label=LABELS[name],
+                    elem_id=f"stn-ctl-{name}",
+                    elem_classes="stn-control",
+                    min_width=150,
                 )
             with gr.Column(min_width=150):
                 page.controls["clutter"] = gr.Checkbox(label="clutter", elem_id="stn-ctl-clutter", elem_classes="stn-control")
@@ -211,7 +267,9 @@ def build(lab: Lab) -> MainView:
         sketch.change(from_sketch, sketch, [*digit_outputs, drawn_view], trigger_mode="always_last", **QUIET),
         # preprocess=False: gr.File's preprocess leaves an empty temp file behind per call
         # (gradio 6.31); the raw payload's path is already in Gradio's cache.
-        upload.change(user_errors(from_upload), upload, [*digit_outputs, uploaded_view, normalised_view], preprocess=False, **QUIET),
+        upload.change(
+            user_errors(from_upload), upload, [*digit_outputs, uploaded_view, normalised_view], preprocess=False, **QUIET
+        ),
         gallery.select(from_gallery, None, digit_outputs, **QUIET),
         pick.submit(from_sample, pick, digit_outputs, **QUIET),
         random_pick.click(from_random, None, digit_outputs, **QUIET),

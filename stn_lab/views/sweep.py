@@ -1,4 +1,4 @@
-""""Invariance sweep": how sure each model stays as the digit turns and grows."""
+""" "Invariance sweep": how sure each model stays as the digit turns and grows."""
 
 from __future__ import annotations
 

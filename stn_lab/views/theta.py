@@ -1,4 +1,4 @@
-""""Set θ yourself": the grid generator and sampler alone, driven by a hand-set affine θ.
+""" "Set θ yourself": the grid generator and sampler alone, driven by a hand-set affine θ.
 
 The view opens on the localisation net's own θ for the current digit (rounded to the
 sliders' steps and clamped to their ranges), so that moving a slider starts from what the
@@ -13,12 +13,22 @@ from ..lab import THETA_DEFAULTS, THETA_RANGES, Lab, LabError
 from . import NO_DIGIT, QUIET, Page, TeachingView, user_errors
 
 ID, TITLE = "theta", "Set θ yourself"
-LABELS = {"rotation": "θ rotation (°)", "scale_x": "θ scale x", "scale_y": "θ scale y", "shear": "θ shear", "shift_x": "θ shift x", "shift_y": "θ shift y"}
+LABELS = {
+    "rotation": "θ rotation (°)",
+    "scale_x": "θ scale x",
+    "scale_y": "θ scale y",
+    "shear": "θ shear",
+    "shift_x": "θ shift x",
+    "shift_y": "θ shift y",
+}
 
 
 def build(lab: Lab, page: Page) -> TeachingView:
     with gr.Tab(TITLE, id=ID) as tab:
-        gr.Markdown("Drive the **grid generator and sampler alone**: these sliders set an affine θ directly, with no localisation net. They start from the net's own θ for this digit.")
+        gr.Markdown(
+            "Drive the **grid generator and sampler alone**: these sliders set an affine θ directly, "
+            "with no localisation net. They start from the net's own θ for this digit."
+        )
         with gr.Row():
             manual = {
                 name: gr.Slider(low, high, value=THETA_DEFAULTS[name], step=step, label=LABELS[name], min_width=130)
