@@ -5,7 +5,8 @@
 Serves the app on a free local port (as ``app.launch`` does), opens it in headless Chromium
 (Debian's ``/usr/bin/chromium``, driven by Playwright) at 1280x800, 1024x768 with large
 text on (a projector), and 390x844 (a phone), waits until the live view has drawn its
-first frame, and saves one PNG per viewport. ``--readme`` also writes the 1280x800 one to
+first frame, and saves one PNG per viewport (``--drag``: also one in the middle of a drag of
+the rotation slider, the mouse still down). ``--readme`` also writes the 1280x800 one to
 ``assets/screenshot.png``.
 """
 
@@ -19,13 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
-
-VIEWPORTS = {
-    "desktop-1280x800": (1280, 800, False),
-    "projector-1024x768-large": (1024, 768, True),
-    "phone-390x844": (390, 844, False),
-}
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, free_port, set_large_text, wait_for_frames  # noqa: E402
 
 
 def serve() -> str:
@@ -37,15 +32,23 @@ def serve() -> str:
     return f"http://127.0.0.1:{port}/"
 
 
-def wait_for_first_frame(page, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector("#stn-live-view", timeout=timeout_ms)
-    page.wait_for_function("() => Number(document.querySelector('#stn-live-view').dataset.frames) >= 1", timeout=timeout_ms)
+def drag_rotation(page, to_fraction: float) -> None:
+    """Press on the rotation slider's thumb and move it to ``to_fraction`` of the track,
+    leaving the mouse down: the screenshot shows the page in the middle of a drag."""
+    track = page.locator("#stn-ctl-rotation input[type=range]").bounding_box()
+    y = track["y"] + track["height"] / 2
+    value = float(page.locator("#stn-ctl-rotation input[type=range]").input_value())
+    page.mouse.move(track["x"] + track["width"] * (value + 180) / 360, y)
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] * to_fraction, y, steps=20)
+    page.wait_for_timeout(600)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     parser.add_argument("--readme", action="store_true", help="also update assets/screenshot.png")
+    parser.add_argument("--drag", action="store_true", help="also a screenshot of each screen mid-drag")
     parser.add_argument("--query", default="", help="query string to open, e.g. '?rot=120&sample=3'")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -54,20 +57,23 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        for name, (width, height, large) in VIEWPORTS.items():
-            page = browser.new_page(viewport={"width": width, "height": height})
+        for name, screen in VIEWPORTS.items():
+            page = browser.new_page(viewport={"width": screen["width"], "height": screen["height"]})
             page.goto(url)
-            wait_for_first_frame(page)
-            if large:
-                page.get_by_text("Lecture settings and sharing").click()
-                page.locator("#stn-large-text input").check()
-                page.get_by_text("Lecture settings and sharing").click()
-                page.wait_for_function("() => document.documentElement.classList.contains('stn-large')")
+            wait_for_frames(page)
+            if screen["large"]:
+                set_large_text(page)
             page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_timeout(800)
             path = args.out / f"{name}.png"
             page.screenshot(path=str(path))
             print(path)
+            if args.drag:  # the same screen while the rotation slider is being dragged
+                drag_rotation(page, 0.9)
+                path = args.out / f"{name}-dragging.png"
+                page.screenshot(path=str(path))
+                page.mouse.up()
+                print(path)
             page.close()
         browser.close()
     if args.readme:

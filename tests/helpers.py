@@ -1,5 +1,6 @@
 """Helpers shared by the tests (and reused by the benchmarks): free ports, a plain-HTTP
-client of the app's API, a lecture hall's load, and ``python app.py`` with the network off.
+client of the app's API, slider-like values, Chromium's path, and ``python app.py`` with the network off
+(the live socket's client and lecture halls are in ``tests/live_helpers.py``).
 
 Tests import them from here (``from tests.helpers import free_port``), never from
 ``benchmarks/``.
@@ -11,13 +12,10 @@ import json
 import math
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +23,15 @@ import numpy as np
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "VIEWPORTS",
     "ROOT",
     "Caller",
     "free_port",
-    "lecture",
     "offline_env",
     "slider_settings",
+    "set_large_text",
     "start_app",
-    "student",
+    "wait_for_frames",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +89,7 @@ class Caller:
         self.http.close()
 
 
-# -- a lecture hall: N students dragging sliders at once ---------------------------------------
+# -- slider-like values ---------------------------------------
 
 
 def slider_settings(count: int) -> list[dict]:
@@ -99,55 +98,6 @@ def slider_settings(count: int) -> list[dict]:
         {"rotation": float(r), "scale": round(1.0 + 0.3 * math.sin(i / 7.0), 2)}
         for i, r in enumerate(np.linspace(-180.0, 180.0, count).round())
     ]
-
-
-def student(base: str, key: str, duration: float, latencies: list, failures: list, max_requests: int = 10_000) -> None:
-    """One client in its own session: picks a sample digit, then sends back-to-back slider
-    frames for ``duration`` seconds; appends each latency, and each failure's message."""
-    caller = Caller(base)
-    session = uuid.uuid4().hex[:11]
-    settings = slider_settings(200)
-    try:
-        caller.call("from_sample", [hash(session) % 1000], session_hash=session)
-        deadline = time.perf_counter() + duration
-        for i in range(max_requests):
-            if time.perf_counter() >= deadline:
-                break
-            values = settings[i % len(settings)]
-            started = time.perf_counter()
-            try:
-                out = caller.call(
-                    "frame", [key, values["rotation"], values["scale"], 0.0, 0.0, 0.0, 0.0, 0.0, False, 0], session_hash=session
-                )
-                if not str(out[0]).startswith("<svg"):
-                    raise RuntimeError(f"unexpected answer: {str(out)[:200]}")
-                latencies.append(time.perf_counter() - started)
-            except Exception as error:  # counted, not raised: the caller reports failures
-                failures.append(repr(error)[:200])
-    finally:
-        caller.close()
-
-
-def lecture(base: str, key: str, clients: int, duration: float) -> dict:
-    """``clients`` concurrent :func:`student` s for ``duration`` seconds: answered, rate, latency, failures."""
-    latencies, failures = [], []
-    threads = [threading.Thread(target=student, args=(base, key, duration, latencies, failures)) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=duration + 120)
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {
-        "clients": clients,
-        "answered": len(latencies),
-        "per_second": len(latencies) / elapsed,
-        "median_ms": 1000 * statistics.median(ordered) if ordered else float("nan"),
-        "p95_ms": 1000 * ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("nan"),
-        "failed": len(failures),
-        "first_failure": failures[0] if failures else "",
-    }
 
 
 # -- python app.py with every connection off this machine refused -------------------------------
@@ -224,3 +174,30 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# The three screens the page is built for: a laptop, a projector with large text on, a phone.
+VIEWPORTS = {
+    "desktop-1280x800": dict(width=1280, height=800, large=False),
+    "projector-1024x768-large": dict(width=1024, height=768, large=True),
+    "phone-390x844": dict(width=390, height=844, large=False),
+}
+
+
+def wait_for_frames(page, count: int = 1, timeout_ms: int = 60_000) -> None:
+    """Wait until the live view has drawn ``count`` frames (its ``data-frames`` attribute)."""
+    page.wait_for_function(
+        "(n) => { const v = document.querySelector('#stn-live-view'); return v && Number(v.dataset.frames) >= n; }",
+        arg=count,
+        timeout=timeout_ms,
+    )
+
+
+def set_large_text(page) -> None:
+    """Switch large text on as a lecturer does (the lecture settings' checkbox), back at the top."""
+    page.get_by_text("Lecture settings and sharing").click()
+    page.locator("#stn-large-text input").check()
+    page.get_by_text("Lecture settings and sharing").click()
+    page.wait_for_function("() => document.documentElement.classList.contains('stn-large')")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)

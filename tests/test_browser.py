@@ -13,16 +13,11 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, free_port, set_large_text, wait_for_frames
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 30_000
-VIEWPORTS = {
-    "desktop 1280x800": dict(width=1280, height=800, large=False),
-    "projector 1024x768, large text": dict(width=1024, height=768, large=True),
-    "phone 390x844": dict(width=390, height=844, large=False),
-}
 
 if not CHROMIUM.exists():
     pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set STN_CHROMIUM)", allow_module_level=True)
@@ -70,7 +65,7 @@ def open_page(browser, app_url):
         page.set_default_timeout(TIMEOUT_MS)
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(app_url + query)
-        wait_for_frames(page, 1)
+        wait_for_frames(page, 1, TIMEOUT_MS)
         pages.append(page)
         return page
 
@@ -84,12 +79,6 @@ def frames_drawn(page) -> int:
     return int(page.evaluate("() => Number(document.querySelector('#stn-live-view').dataset.frames || 0)"))
 
 
-def wait_for_frames(page, count: int) -> None:
-    page.wait_for_function(
-        "(n) => { const v = document.querySelector('#stn-live-view'); return v && Number(v.dataset.frames) >= n; }", arg=count
-    )
-
-
 def rect(page, selector: str) -> dict:
     box = page.evaluate(
         "(s) => { const e = document.querySelector(s); if (!e) return null; const r = e.getBoundingClientRect();"
@@ -98,15 +87,6 @@ def rect(page, selector: str) -> dict:
     )
     assert box is not None, f"{selector} is not on the page"
     return box
-
-
-def set_large_text(page) -> None:
-    page.get_by_text("Lecture settings and sharing").click()
-    page.locator("#stn-large-text input").check()
-    page.get_by_text("Lecture settings and sharing").click()
-    page.wait_for_function("() => document.documentElement.classList.contains('stn-large')")
-    page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_timeout(300)
 
 
 # The main view's parts that must be on screen at once.

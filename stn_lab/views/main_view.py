@@ -96,6 +96,19 @@ class MainView:
     changes: list
 
 
+def _slider(name: str) -> gr.Slider:
+    """The slider of control ``name``: its range, default and step; ``live.js`` finds it by id."""
+    return gr.Slider(
+        *CONTROL_RANGES[name],
+        value=getattr(Controls(), name),
+        step=STEPS[name],
+        label=LABELS[name],
+        elem_id=f"stn-ctl-{name}",
+        elem_classes="stn-control",
+        min_width=150,
+    )
+
+
 def digit_values(lab: Lab, digit, label=None, index=None) -> list:
     """Values of :attr:`MainView.digit_outputs` for a new digit (``None``: no digit)."""
     if digit is None:
@@ -195,27 +208,11 @@ def build(lab: Lab) -> MainView:
     )
     with gr.Row(elem_id="stn-sliders"):
         for name in MAIN_SLIDERS:
-            page.controls[name] = gr.Slider(
-                *CONTROL_RANGES[name],
-                value=getattr(Controls(), name),
-                step=STEPS[name],
-                label=LABELS[name],
-                elem_id=f"stn-ctl-{name}",
-                elem_classes="stn-control",
-                min_width=150,
-            )
+            page.controls[name] = _slider(name)
     with gr.Accordion("more distortions: shear, perspective, elastic, clutter", open=False):
         with gr.Row():
             for name in MORE_SLIDERS:
-                page.controls[name] = gr.Slider(
-                    *CONTROL_RANGES[name],
-                    value=getattr(Controls(), name),
-                    step=STEPS[name],
-                    label=LABELS[name],
-                    elem_id=f"stn-ctl-{name}",
-                    elem_classes="stn-control",
-                    min_width=150,
-                )
+                page.controls[name] = _slider(name)
             with gr.Column(min_width=150):
                 page.controls["clutter"] = gr.Checkbox(label="clutter", elem_id="stn-ctl-clutter", elem_classes="stn-control")
                 page.controls["seed"] = gr.Number(
