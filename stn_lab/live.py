@@ -41,13 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
 
 from .lab import Lab, LabError
-from .rendering import grid_lines, theta_words
+from .rendering import grid_lines, theta_words_many
 
-__all__ = ["LiveHub", "decode_digit", "encode_digit", "frame_payload", "parse_frame_request"]
+__all__ = ["LiveHub", "decode_digit", "encode_digit", "frame_payload", "frame_payloads", "parse_frame_request"]
 
 log = logging.getLogger(__name__)
 
@@ -95,36 +96,45 @@ def _b64(image: np.ndarray) -> str:
     return base64.b64encode(pixels.tobytes()).decode("ascii")
 
 
-def frame_payload(lab: Lab, key: str, result, seq=None) -> dict:
-    """What the browser needs to draw one frame, and nothing it would have to compute.
+def frame_payloads(lab: Lab, key: str, results: list, seqs: list) -> list[dict]:
+    """What the browser needs to draw each frame, and nothing it would have to compute:
+    the results of one model, their grids and θ readings made in one pass for the batch.
 
-    Returns:
-        ``{"type": "frame", "seq", "model", "transform", "canvas_size", "canvas" (base64
-        uint8, row-major), "warped_size", "warped", "theta" (list), "theta_words",
-        "grid" (list of polylines of [x, y] in the input's normalised coordinates, x right,
-        y down, [-1, 1]; the first and last of each half are the outline), "st" and "cnn"
-        (10 probabilities each; "cnn" null without a baseline)}``.
+    Each payload is ``{"type": "frame", "seq", "model", "transform", "canvas_size",
+    "canvas" (base64 uint8, row-major), "warped_size", "warped", "theta" (list),
+    "theta_words", "grid" (list of polylines of [x, y] in the input's normalised
+    coordinates, x right, y down, [-1, 1]; the first and last of each half are the
+    outline), "st" and "cnn" (10 probabilities each; "cnn" null without a baseline)}``.
     """
-    choice = lab.service.choice(key)
-    transform = choice.st.spatial_transformer.transform
+    transform = lab.service.choice(key).st.spatial_transformer.transform
+    thetas = torch.stack([result.theta for result in results])
     # Straight lines need only their ends; projective and TPS grids bend.
     samples = 2 if transform.name in ("affine", "attention") else 9
-    lines = grid_lines(transform, result.theta.double(), GRID_LINES, samples)
-    return {
-        "type": "frame",
-        "seq": seq,
-        "model": key,
-        "transform": transform.name,
-        "canvas_size": int(result.canvas.shape[-1]),
-        "canvas": _b64(result.canvas),
-        "warped_size": int(result.warped.shape[-1]),
-        "warped": _b64(result.warped),
-        "theta": [round(float(v), 5) for v in result.theta],
-        "theta_words": theta_words(transform, result.theta),
-        "grid": np.round(lines, 4).tolist(),
-        "st": [round(float(p), 5) for p in result.st_probs],
-        "cnn": None if result.cnn_probs is None else [round(float(p), 5) for p in result.cnn_probs],
-    }
+    grids = np.round(grid_lines(transform, thetas, GRID_LINES, samples), 4).tolist()
+    words = theta_words_many(transform, thetas)
+    return [
+        {
+            "type": "frame",
+            "seq": seq,
+            "model": key,
+            "transform": transform.name,
+            "canvas_size": int(result.canvas.shape[-1]),
+            "canvas": _b64(result.canvas),
+            "warped_size": int(result.warped.shape[-1]),
+            "warped": _b64(result.warped),
+            "theta": [round(v, 5) for v in result.theta.tolist()],
+            "theta_words": text,
+            "grid": grid,
+            "st": [round(p, 5) for p in result.st_probs.tolist()],
+            "cnn": None if result.cnn_probs is None else [round(p, 5) for p in result.cnn_probs.tolist()],
+        }
+        for result, seq, grid, text in zip(results, seqs, grids, words)
+    ]
+
+
+def frame_payload(lab: Lab, key: str, result, seq=None) -> dict:
+    """:func:`frame_payloads` of one result (the ``/live_frame`` endpoint's answer)."""
+    return frame_payloads(lab, key, [result], [seq])[0]
 
 
 def parse_message(text) -> dict:
@@ -315,8 +325,9 @@ class LiveHub:
         answers: list[dict | None] = [None] * len(requests)
         for key, members in by_key.items():
             results = self.lab.service.predict_many([requests[i][3] for i in members], [requests[i][2] for i in members], key)
-            for index, result in zip(members, results):
-                answers[index] = frame_payload(self.lab, key, result, requests[index][0])
+            payloads = frame_payloads(self.lab, key, results, [requests[i][0] for i in members])
+            for index, payload in zip(members, payloads):
+                answers[index] = payload
         with self._lock:
             self.frames_computed += len(requests)
         return answers

@@ -11,6 +11,7 @@ canvas spans [-1, 1] on both axes, so grid points need no conversion.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 
@@ -20,7 +21,18 @@ from PIL import Image
 
 from stn_core.geometry import ThinPlateSpline, Transform, decompose_affine
 
-__all__ = ["GRID_COLOUR", "grid_lines", "grid_svg", "picture_html", "png_data_url", "theta_markdown", "theta_words", "to_picture"]
+__all__ = [
+    "GRID_COLOUR",
+    "grid_lines",
+    "grid_svg",
+    "picture_html",
+    "png_data_url",
+    "lattice",
+    "theta_markdown",
+    "theta_words",
+    "theta_words_many",
+    "to_picture",
+]
 
 GRID_COLOUR = (255, 159, 28)  # amber: visible on black canvas and white ink alike
 OUTLINE_COLOUR = (255, 59, 48)
@@ -34,24 +46,33 @@ def to_picture(image: np.ndarray, size: int = 336) -> Image.Image:
     return Image.fromarray(pixels, mode="L").resize((size, size), Image.Resampling.NEAREST).convert("RGB")
 
 
+@functools.lru_cache(maxsize=8)
+def lattice(lines: int, samples: int) -> torch.Tensor:
+    """``(2 * lines * samples, 2)`` float64 points of the output's ``lines x lines`` lattice:
+    ``lines`` horizontal polylines of ``samples`` points, then ``lines`` vertical ones.
+    Made once per shape (every slider frame draws the same lattice)."""
+    ticks = torch.linspace(-1.0, 1.0, lines, dtype=torch.float64)
+    along = torch.linspace(-1.0, 1.0, samples, dtype=torch.float64)
+    level, position = torch.meshgrid(ticks, along, indexing="ij")
+    horizontal = torch.stack([position, level], dim=-1)
+    vertical = torch.stack([level, position], dim=-1)
+    return torch.cat([horizontal, vertical]).reshape(-1, 2)
+
+
 def grid_lines(transform: Transform, theta: torch.Tensor, lines: int = 7, samples: int = 25) -> np.ndarray:
     """Where ``T_theta`` sends a ``lines x lines`` lattice of the output, edges included.
 
     Args:
-        theta: ``(P,)`` parameters of one transformation.
+        theta: ``(P,)`` parameters of one transformation, or ``(N, P)`` for ``N`` at once.
 
     Returns:
-        ``(2 * lines, samples, 2)`` input-space points: ``lines`` horizontal polylines,
-        then ``lines`` vertical ones; the first and last of each set are the outline.
+        ``(2 * lines, samples, 2)`` input-space points (``(N, 2 * lines, samples, 2)`` for a
+        batch): ``lines`` horizontal polylines, then ``lines`` vertical ones; the first and
+        last of each set are the outline.
     """
-    ticks = torch.linspace(-1.0, 1.0, lines, dtype=theta.dtype)
-    along = torch.linspace(-1.0, 1.0, samples, dtype=theta.dtype)
-    level, position = torch.meshgrid(ticks, along, indexing="ij")
-    horizontal = torch.stack([position, level], dim=-1)
-    vertical = torch.stack([level, position], dim=-1)
-    points = torch.cat([horizontal, vertical]).reshape(-1, 2)
-    mapped = transform.map_points(theta.reshape(1, -1), points)[0]
-    return mapped.reshape(2 * lines, samples, 2).numpy()
+    batch = theta.reshape(-1, theta.shape[-1]).double()
+    mapped = transform.map_points(batch, lattice(lines, samples)).reshape(-1, 2 * lines, samples, 2).numpy()
+    return mapped if theta.dim() > 1 else mapped[0]
 
 
 def png_data_url(image: np.ndarray) -> str:
@@ -125,20 +146,27 @@ def theta_words(transform: Transform, theta: torch.Tensor, bold: bool = False) -
     >>> theta_words(Affine(), affine_theta(rotation=30.0, scale_x=0.5, scale_y=0.5).reshape(6))
     'grid rotated +30.0°, scaled 0.50 × 0.50, sheared +0.00, shifted (+0.00, +0.00)'
     """
-    values = theta.detach().double().cpu().reshape(-1)
+    return theta_words_many(transform, theta.reshape(1, -1), bold)[0]
+
+
+def theta_words_many(transform: Transform, thetas: torch.Tensor, bold: bool = False) -> list[str]:
+    """:func:`theta_words` of ``(N, P)`` thetas, decomposed in one pass (a live tick's batch)."""
+    values = thetas.detach().double().cpu().reshape(thetas.shape[0], -1)
     if transform.name == "attention":
-        s, tx, ty = values.tolist()
-        values = torch.tensor([s, 0.0, tx, 0.0, s, ty], dtype=torch.float64)
+        s, tx, ty = values.unbind(1)
+        zero = torch.zeros_like(s)
+        values = torch.stack([s, zero, tx, zero, s, ty], 1)
     elif transform.name != "affine":
-        return f"{transform.name} θ: {values.numel()} numbers (no reading as rotation and scale)"
-    parts = decompose_affine(values.reshape(2, 3))
-    parts = parts._replace(**{k: v + 0.0 for k, v in parts._asdict().items()})  # no "-0.0°"
+        return [f"{transform.name} θ: {values.shape[1]} numbers (no reading as rotation and scale)"] * values.shape[0]
+    parts = decompose_affine(values.reshape(-1, 2, 3))
+    # + 0.0 turns -0.0 into 0.0, so that no reading says "rotated -0.0°".
+    rows = (torch.stack(list(parts), 1) + 0.0).tolist()
     b = "**" if bold else ""
-    return (
-        f"grid rotated {b}{float(parts.rotation):+.1f}°{b}, "
-        f"scaled {b}{float(parts.scale_x):.2f} × {float(parts.scale_y):.2f}{b}, "
-        f"sheared {b}{float(parts.shear):+.2f}{b}, shifted {b}({float(parts.shift_x):+.2f}, {float(parts.shift_y):+.2f}){b}"
-    )
+    return [
+        f"grid rotated {b}{rotation:+.1f}°{b}, scaled {b}{scale_x:.2f} × {scale_y:.2f}{b}, "
+        f"sheared {b}{shear:+.2f}{b}, shifted {b}({shift_x:+.2f}, {shift_y:+.2f}){b}"
+        for rotation, scale_x, scale_y, shear, shift_x, shift_y in rows
+    ]
 
 
 def theta_markdown(transform: Transform, theta: torch.Tensor) -> str:
