@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stn_core.controls import Controls, trained_ranges
 from stn_lab.live import decode_digit, encode_digit
 from tests.helpers import free_port
 
@@ -43,24 +42,6 @@ def test_the_pages_script_and_style_are_files_under_version_control():
     assets = app.page_assets()
     assert [path.name for path in assets["css_paths"]] == ["lab.css"] and all(path.is_file() for path in assets["css_paths"])
     assert (app.STATIC / "live.js").read_text(encoding="utf-8") in assets["head"]
-
-
-def _preset_model(lab, regime):
-    """The model a preset button picks (as ``main_view.build`` does)."""
-    return (lab.model_for_regime(regime) if regime else None) or lab.service.default_key()
-
-
-def test_the_st_cnn_reads_every_preset_right_and_at_most_one_lesson_is_outside_its_range(shipped_lab):
-    from stn_lab.views.main_view import LESSONS, PRESETS
-
-    for name, (values, digit_class, regime) in PRESETS.items():
-        digit, label = shipped_lab.sample_digit(shipped_lab.first_sample_of(digit_class))
-        frame = shipped_lab.frame(digit, Controls(**values), _preset_model(shipped_lab, regime))
-        assert label == digit_class and frame.st_label == digit_class, (name, frame.st_label)
-    assert len(LESSONS) <= 1 and all("outside the trained range" in name for name in LESSONS)
-    for name, (values, _, regime) in LESSONS.items():
-        ranges = trained_ranges(shipped_lab.service.choice(_preset_model(shipped_lab, regime)).regime)
-        assert any(not ranges[k][0] <= v <= ranges[k][1] for k, v in values.items() if k in ranges), name
 
 
 # -- through the server ----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 
 from stn_core.controls import Controls, trained_ranges
-from stn_lab.views.main_view import LESSONS, PRESETS
+from stn_lab.views.main_view import LESSONS, PRESETS, preset_model
 
 pytestmark = pytest.mark.slow
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 def test_the_shipped_st_cnn_reads_every_preset_right(shipped_lab, name):
     values, digit_class, regime = PRESETS[name]
     lab = shipped_lab
-    key = (lab.model_for_regime(regime) if regime else None) or lab.service.default_key()
+    key = preset_model(lab, regime)
     digit, label = lab.sample_digit(lab.first_sample_of(digit_class))
     assert label == digit_class
     frame = lab.frame(digit, Controls(**values), key)
@@ -23,7 +23,7 @@ def test_there_is_at_most_one_lesson_and_it_leaves_the_trained_range(shipped_lab
     assert len(LESSONS) <= 1
     for name, (values, _, regime) in LESSONS.items():
         assert "outside" in name
-        key = (shipped_lab.model_for_regime(regime) if regime else None) or shipped_lab.service.default_key()
+        key = preset_model(shipped_lab, regime)
         ranges = trained_ranges(shipped_lab.service.choice(key).regime)
         outside = [
             control

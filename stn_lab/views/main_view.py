@@ -96,6 +96,11 @@ class MainView:
     changes: list
 
 
+def preset_model(lab: Lab, regime: str | None) -> str:
+    """The model a preset shows: the shipped ST-CNN of its regime, else the default."""
+    return (lab.model_for_regime(regime) if regime else None) or lab.service.default_key()
+
+
 def _slider(name: str) -> gr.Slider:
     """The slider of control ``name``: its range, default and step; ``live.js`` finds it by id."""
     return gr.Slider(
@@ -295,7 +300,7 @@ def build(lab: Lab) -> MainView:
 
         def preset(name=name):
             values, wanted_digit, regime = {**PRESETS, **LESSONS}[name]
-            key = (lab.model_for_regime(regime) if regime else None) or service.default_key()
+            key = preset_model(lab, regime)
             return [*from_sample(lab.first_sample_of(wanted_digit)), *to_sliders(Controls(**values)), key]
 
         changes.append(button.click(user_errors(preset), None, [*digit_outputs, *page.controls.values(), page.model], **QUIET))
