@@ -320,7 +320,6 @@
       return { mode: state.mode, redraws: state.redraws, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
     },
     lastFrame() { return state.lastFrame; },
-    forceFallback(reason) { if (state.socket) state.mode = "closing", state.socket.close(); fallBack(reason || "forced"); },
   };
 
   // Slider drags: one delegated listener, robust to Gradio re-rendering its components.

@@ -1,0 +1,36 @@
+"""The angle curve (stn_core.robustness) on the shipped RTS model and the shipped digits."""
+
+import torch.nn.functional as F
+
+from stn_core import load
+from stn_core.evaluate import error_rate
+from stn_core.robustness import ANGLES, angle_curve, confusions_at
+from tests.helpers import ROOT
+
+RTS_CNN = ROOT / "pretrained" / "rts-cnn.safetensors"
+
+
+def test_angle_curve_at_zero_is_the_error_on_the_digits_centred_on_the_canvas(sample_digits):
+    images, labels = sample_digits
+    model = load(RTS_CNN)
+    curve = angle_curve(model, images, labels, angles=(0,))
+    pad = (model.canvas_size - images.shape[-1]) // 2
+    centred = F.pad(images, (pad, pad, pad, pad))
+    assert abs(curve[0] - error_rate(model, centred, labels)) <= 0.1  # at most one digit of 1,000
+
+
+def test_a_model_trained_on_plus_minus_45_degrees_fails_upside_down(sample_digits):
+    images, labels = sample_digits
+    curve = angle_curve(load(RTS_CNN), images, labels, angles=(0, 45, 180))
+    assert list(curve) == [0, 45, 180]
+    assert curve[0] < 3 and curve[180] > 10 * curve[0]
+
+
+def test_confusions_count_the_misread_digits_at_an_angle(sample_digits):
+    images, labels = sample_digits
+    model = load(RTS_CNN)
+    curve = angle_curve(model, images, labels, angles=(180,))
+    pairs = confusions_at(model, images, labels, 180, top=100)
+    assert all(true != read for true, read, _ in pairs)
+    assert sum(count for _, _, count in pairs) == round(curve[180] * images.shape[0] / 100)
+    assert len(ANGLES) == 25 and ANGLES[0] == -180 and ANGLES[-1] == 180
