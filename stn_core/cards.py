@@ -123,6 +123,7 @@ class TrainingRecord:
     train_digits: int
     command: str
     rank_fingerprints: list | None = None
+    init: str | None = None  # "SLUG sha256:HEX" of the weights training started from (--init)
 
     _KIND = {
         "epochs": "integer",
@@ -140,6 +141,7 @@ class TrainingRecord:
         "train_digits": "integer",
         "command": "string",
         "rank_fingerprints": "list",
+        "init": "string",
     }
 
     @classmethod
@@ -149,14 +151,15 @@ class TrainingRecord:
         _no_unknown(record, cls._KIND, "training.")
         values = {}
         for f in fields(cls):
-            optional = f.name == "rank_fingerprints"
+            optional = f.name in ("rank_fingerprints", "init")
             values[f.name] = _get(record, f.name, cls._KIND[f.name], "training.", optional=optional, nullable=f.name == "loc_lr")
         return cls(**values)
 
     def to_dict(self) -> dict:
         record = asdict(self)
-        if self.rank_fingerprints is None:
-            del record["rank_fingerprints"]
+        for optional in ("rank_fingerprints", "init"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
 

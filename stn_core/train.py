@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from . import timelapse
 from .cards import SLUG, ModelCard, TrainingRecord, model_slug
-from .checkpoints import save_model
+from .checkpoints import CheckpointError, load, save_model
 from .distortions import REGIMES, as_float_images, distort, draw_distortion
 from .evaluate import error_rate, regime_test_set
 from .geometry import TRANSFORM_NAMES
@@ -64,6 +64,7 @@ RECIPE = (
     "weight_decay",
     "seed",
     "train_subset",
+    "init",
 )
 # Options that define the run: a resumed run must agree on all of them (the recipe, and
 # what its recorded test error is measured on).
@@ -103,6 +104,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--loc-lr", type=float, help="learning rate of the localisation net (default: --lr)")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--init",
+        help="start from the weights of this model (a .safetensors file with its card; same architecture) "
+        "instead of a random initialisation",
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/NAME)")
@@ -242,6 +248,7 @@ def train(args: argparse.Namespace) -> ModelCard | None:
 
     torch.manual_seed(args.seed)  # identical initial weights in every process
     model = build_model(model_config(args)).to(device)
+    init_record = _initialise_from(model, args.init) if args.init else None
     localisation = [p for n, p in model.named_parameters() if n.startswith("spatial_transformer.")]
     others = [p for n, p in model.named_parameters() if not n.startswith("spatial_transformer.")]
     groups = [{"params": others, "lr": args.lr}] + ([{"params": localisation, "lr": args.loc_lr}] if localisation else [])
@@ -325,6 +332,8 @@ def train(args: argparse.Namespace) -> ModelCard | None:
                 log.write(json.dumps(record) + "\n")
             tqdm.write(json.dumps(record))
             details = _card_details(args, epoch, images_seen, wall_time, test_error, device, world_size, test_images.shape[0])
+            if args.init:
+                details["training"] = dataclasses.replace(details["training"], init=init_record)
             card = save_model(model, out / f"{args.name}.safetensors", **details)
             state = {
                 "model": model.state_dict(),
@@ -352,6 +361,25 @@ def train(args: argparse.Namespace) -> ModelCard | None:
         if any(not torch.equal(prints[0], p) for p in prints):
             raise SystemExit(f"processes ended with different weights: {[p.tolist() for p in prints]}")
     return card
+
+
+def _initialise_from(model: torch.nn.Module, path: str) -> str:
+    """Copy the weights of the model at ``path`` into ``model`` (fine-tuning from it).
+
+    Returns:
+        What the card records: the source's slug and the SHA-256 of its weights.
+
+    Raises:
+        SystemExit: when the source cannot be loaded or its architecture differs.
+    """
+    try:
+        source = load(path)
+    except CheckpointError as error:
+        raise SystemExit(f"--init: {error}") from None
+    if source.config != model.config:
+        raise SystemExit(f"--init: {path} has architecture {source.config}, expected {model.config}")
+    model.load_state_dict(source.state_dict())
+    return f"{source.card.name} sha256:{source.card.weights_sha256}"
 
 
 def _card_details(args, epoch, images_seen, wall_time, test_error, device, world_size, test_digits) -> dict:

@@ -225,7 +225,9 @@ def test_high_contrast_meets_wcag_aa(open_page, dark):
     if dark:
         page.evaluate("() => document.body.classList.add('dark')")
     page.evaluate("() => document.documentElement.classList.add('stn-contrast')")
-    page.wait_for_timeout(200)
+    # Colours change through CSS transitions: measure once they have all finished, not
+    # after a fixed wait (a busy machine measured half-faded buttons).
+    page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
     measured = _contrast(page, dark)
     texts = [m for m in measured if m["kind"] == "text"]
     tracks = [m for m in measured if m["kind"] == "track"]
