@@ -146,3 +146,16 @@ def test_two_process_torchrun_ends_with_identical_weights(mnist_dir, tmp_path):
     a = load_file(str(out / "r-st-cnn-affine.safetensors"))
     b = load_file(str(single / "r-st-cnn-affine.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+@pytest.mark.slow
+def test_init_starts_from_another_models_weights_and_the_card_names_it(mnist_dir, tmp_path):
+    source, source_card = _run(tmp_path, mnist_dir, "source", "--epochs", "1")
+    weights = source / "r-st-cnn-affine.safetensors"
+    # A learning rate of 0 leaves the weights where they started (no batch norm here).
+    tuned, card = _run(tmp_path, mnist_dir, "tuned", "--epochs", "1", "--lr", "0", "--init", str(weights))
+    a, b = load_file(str(weights)), load_file(str(tuned / "r-st-cnn-affine.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert card.training.init == f"r-st-cnn-affine sha256:{source_card.weights_sha256}"
+    with pytest.raises(SystemExit, match="has architecture"):
+        _run(tmp_path, mnist_dir, "wrong", "--epochs", "1", "--model", "cnn", "--init", str(weights))
