@@ -175,7 +175,7 @@ def build_app(lab: Lab) -> LabBlocks:
                     json.dumps({"type": "frame", "model": model or None, "controls": json.loads(controls or "{}")})
                 )
                 key, checked = parse_frame_request(lab, message)
-                result = lab.service.predict(decode_digit(digit), checked, key)
+                result = lab.service.predict(decode_digit(digit), checked, key, fast=True)
                 return frame_payload(lab, key, result)
             except (LabError, ValueError, TypeError, OverflowError, RecursionError) as error:
                 return {"type": "error", "message": str(error)}

@@ -324,7 +324,8 @@ class LiveHub:
             by_key.setdefault(key, []).append(index)
         answers: list[dict | None] = [None] * len(requests)
         for key, members in by_key.items():
-            results = self.lab.service.predict_many([requests[i][3] for i in members], [requests[i][2] for i in members], key)
+            digits, controls = [requests[i][3] for i in members], [requests[i][2] for i in members]
+            results = self.lab.service.predict_many(digits, controls, key, fast=True)
             payloads = frame_payloads(self.lab, key, results, [requests[i][0] for i in members])
             for index, payload in zip(members, payloads):
                 answers[index] = payload

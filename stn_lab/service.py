@@ -28,6 +28,7 @@ import torch
 from stn_core.checkpoints import CheckpointError, load
 from stn_core.controls import Controls
 from stn_core.distortions import REGIMES, Clutter, Distortion, distort, draw_distortion
+from stn_core.fast import FastModel, fast_copy
 from stn_core.mnist import load_sample
 
 __all__ = ["InferenceService", "ModelChoice", "Result", "PRETRAINED_DIR"]
@@ -48,6 +49,9 @@ class ModelChoice:
     transform: str
     st: torch.nn.Module
     cnn: torch.nn.Module | None
+    # The same two models as stn_core.fast copies, for the live path's many frames a tick.
+    fast_st: FastModel
+    fast_cnn: FastModel | None
 
     @property
     def canvas_size(self) -> int:
@@ -109,7 +113,9 @@ class InferenceService:
                 continue
             regime, transform = model.card.regime, model.config.transform
             title = f"{regime} · {model.config.label}"
-            self.choices[name] = ModelChoice(name, title, regime, transform, model, baselines.get(regime))
+            cnn = baselines.get(regime)
+            fast_cnn = fast_copy(cnn) if cnn is not None else None
+            self.choices[name] = ModelChoice(name, title, regime, transform, model, cnn, fast_copy(model), fast_cnn)
         images, labels, _ = load_sample()
         self.sample_images = images.unsqueeze(1).float().div(255.0)  # (1000, 1, 28, 28)
         self.sample_labels = labels
@@ -132,11 +138,13 @@ class InferenceService:
         return distort(digits.to(self.device), batch, pool=self._pool)
 
     @torch.inference_mode()
-    def run(self, canvases: torch.Tensor, key: str, device: torch.device | None = None) -> list[Result]:
+    def run(self, canvases: torch.Tensor, key: str, device: torch.device | None = None, fast: bool = False) -> list[Result]:
         """Both models of ``key`` on a batch of ``(N, 1, S, S)`` canvases, on the service's
-        device, or on copies of the models on ``device``."""
+        device, or on copies of the models on ``device``. ``fast``: their
+        :mod:`stn_core.fast` copies (the live path: same θ, grid and warped output,
+        probabilities within 0.04)."""
         choice = self.choice(key)
-        st, cnn = choice.st, choice.cnn
+        st, cnn = (choice.fast_st, choice.fast_cnn) if fast else (choice.st, choice.cnn)
         if device is not None and torch.device(device) != self.device:
             # Copies: the live path keeps using the originals meanwhile (~1 MB each).
             st = copy.deepcopy(st).to(device)
@@ -157,13 +165,15 @@ class InferenceService:
         """:meth:`run` inside a ``@spaces.GPU`` call: on the lent GPU when there is one."""
         return self.run(canvases, key, torch.device("cuda") if torch.cuda.is_available() else None)
 
-    def predict(self, digit: np.ndarray, controls: Controls, key: str) -> Result:
-        """One ``(28, 28)`` digit in [0, 1], distorted by ``controls``, through model ``key``."""
-        return self.predict_many([digit], [controls], key)[0]
+    def predict(self, digit: np.ndarray, controls: Controls, key: str, fast: bool = False) -> Result:
+        """One ``(28, 28)`` digit in [0, 1], distorted by ``controls``, through model ``key``
+        (``fast``: see :meth:`run`)."""
+        return self.predict_many([digit], [controls], key, fast)[0]
 
-    def predict_many(self, digits: list[np.ndarray], controls: list[Controls], key: str) -> list[Result]:
+    def predict_many(self, digits: list[np.ndarray], controls: list[Controls], key: str, fast: bool = False) -> list[Result]:
         """Many digits through model ``key`` in one forward pass (concurrent slider events
-        become one batch). The same inputs give the same results as one by one."""
+        become one batch). The same inputs give the same results as one by one. ``fast``:
+        see :meth:`run`."""
         choice = self.choice(key)
         groups: dict[tuple, list[int]] = {}
         for index, settings in enumerate(controls):  # parts present or absent batch separately
@@ -172,7 +182,7 @@ class InferenceService:
         for members in groups.values():
             batch = torch.stack([torch.as_tensor(np.asarray(digits[i], dtype=np.float32)).reshape(1, 28, 28) for i in members])
             canvases = self.distort(batch, [controls[i] for i in members], choice.canvas_size)
-            for index, result in zip(members, self.run(canvases, key)):
+            for index, result in zip(members, self.run(canvases, key, fast=fast)):
                 results[index] = result
         return results
 

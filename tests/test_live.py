@@ -622,15 +622,18 @@ def _library_frame(key: str, code: str, controls: dict, pool: torch.Tensor) -> d
     import stn_core
     from stn_core.distortions import distort
 
-    model = stn_core.load(ROOT / "pretrained" / f"{key}.safetensors")
-    cnn = stn_core.load(ROOT / "pretrained" / f"{key.split('-st-')[0]}-cnn.safetensors")
+    from stn_core.fast import fast_copy
+
+    # The live path runs the stn_core.fast copies of the shipped models.
+    model = fast_copy(stn_core.load(ROOT / "pretrained" / f"{key}.safetensors"))
+    cnn = fast_copy(stn_core.load(ROOT / "pretrained" / f"{key.split('-st-')[0]}-cnn.safetensors"))
     digit = torch.from_numpy(np.frombuffer(base64.b64decode(code), np.uint8).astype(np.float32) / 255.0).reshape(1, 1, 28, 28)
-    distortion = Controls(**controls).checked().distortion(model.canvas_size, pool.shape[0])
+    distortion = Controls(**controls).checked().distortion(model.config.canvas_size, pool.shape[0])
     canvas = distort(digit, distortion, pool=pool)
     with torch.inference_mode():
         details = model.forward_details(canvas)
         cnn_probs = cnn(canvas).softmax(1)[0]
-    transform = model.spatial_transformer.transform
+    transform = model.model.spatial_transformer.transform
     return {
         "canvas": canvas[0, 0].numpy(),
         "warped": details.warped[0, 0].numpy(),
