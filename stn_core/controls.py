@@ -17,9 +17,9 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from .distortions import DIGIT_SIZE, ELASTIC_GRID, REGIMES, UNIT_CORNERS, Distortion, draw_clutter, draw_distortion
+from .distortions import DIGIT_SIZE, ELASTIC_GRID, REGIMES, UNIT_CORNERS, Clutter, Distortion, draw_clutter, draw_distortion
 
-__all__ = ["CONTROL_NAMES", "CONTROL_RANGES", "Controls", "trained_ranges"]
+__all__ = ["CONTROL_NAMES", "CONTROL_RANGES", "Controls", "distortion_batch", "trained_ranges"]
 
 # Documented range of every control; values outside are clamped, non-numbers refused.
 CONTROL_RANGES = {
@@ -90,23 +90,57 @@ class Controls:
 
     def distortion(self, canvas_size: int, pool_size: int) -> Distortion:
         """One :class:`Distortion` for a ``canvas_size`` canvas; clutter cut from a pool of ``pool_size``."""
-        generator = torch.Generator().manual_seed(self.seed)
-        corner_pattern = torch.randn((1, 4, 2), generator=generator)
-        elastic_pattern = torch.randn((1, ELASTIC_GRID**2, 2), generator=generator).clamp(-3, 3)
-        corners = UNIT_CORNERS + self.perspective * PERSPECTIVE_SIGMA * corner_pattern if self.perspective else None
-        elastic = self.elastic * ELASTIC_SIGMA * elastic_pattern if self.elastic else None
-        clutter = draw_clutter(1, canvas_size, pool_size, generator) if self.clutter else None
-        return Distortion.create(
-            canvas_size,
-            rotation=self.rotation,
-            scale=self.scale,
-            shear=self.shear,
-            shift_x=self.shift_x,
-            shift_y=self.shift_y,
-            corners=corners,
-            elastic=elastic,
-            clutter=clutter,
-        )
+        return distortion_batch([self], canvas_size, pool_size)
+
+
+def _patterns(controls: Controls, canvas_size: int, pool_size: int):
+    """``(corners, elastic, clutter)`` of one control set, each ``None`` where it is off."""
+    if not (controls.perspective or controls.elastic or controls.clutter):
+        return None, None, None  # a plain affine frame, the live view's commonest: no generator
+    generator = torch.Generator().manual_seed(controls.seed)
+    # Always drawn in this order, so that each pattern depends on the seed alone.
+    corner_pattern = torch.randn((1, 4, 2), generator=generator)
+    elastic_pattern = torch.randn((1, ELASTIC_GRID**2, 2), generator=generator).clamp(-3, 3)
+    corners = UNIT_CORNERS + controls.perspective * PERSPECTIVE_SIGMA * corner_pattern if controls.perspective else None
+    elastic = controls.elastic * ELASTIC_SIGMA * elastic_pattern if controls.elastic else None
+    clutter = draw_clutter(1, canvas_size, pool_size, generator) if controls.clutter else None
+    return corners, elastic, clutter
+
+
+def distortion_batch(controls: list[Controls], canvas_size: int, pool_size: int) -> Distortion:
+    """One :class:`Distortion` of ``N = len(controls)`` images, the same as the controls'
+    own :meth:`Controls.distortion` stacked, built with one tensor per parameter.
+
+    Raises:
+        ValueError: when the controls differ in whether perspective, elastic or clutter is
+            on (a batch's optional parts are all present or all absent).
+
+    >>> batch = distortion_batch([Controls(rotation=10.0), Controls(scale=0.5)], 42, pool_size=1)
+    >>> batch.rotation.tolist(), batch.scale.tolist()
+    ([10.0, 0.0], [1.0, 0.5])
+    """
+    if not controls:
+        raise ValueError("expected at least one set of controls, got none")
+    affine = torch.tensor([[c.rotation, c.scale, c.shear, c.shift_x, c.shift_y] for c in controls], dtype=torch.float32)
+    parts = [_patterns(c, canvas_size, pool_size) for c in controls]
+    merged = []
+    for name, values in zip(("perspective", "elastic", "clutter"), zip(*parts)):
+        present = [v is not None for v in values]
+        if any(present) and not all(present):
+            raise ValueError(f"cannot batch controls that differ in whether {name} is on")
+        if not present[0]:
+            merged.append(None)
+        elif name == "clutter":
+            merged.append(
+                Clutter(
+                    *(torch.cat([getattr(v, k) for v in values]) for k in ("source_index", "crop_xy", "place_xy")), values[0].size
+                )
+            )
+        else:
+            merged.append(torch.cat(values))
+    corners, elastic, clutter = merged
+    rotation, scale, shear = affine[:, :3].T.contiguous()
+    return Distortion(canvas_size, rotation, scale, shear, affine[:, 3:5].contiguous(), corners, elastic, clutter)
 
 
 # The order of the controls everywhere they travel as a list (sliders, API, links).

@@ -19,15 +19,15 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from stn_core.checkpoints import CheckpointError, load
-from stn_core.controls import Controls
-from stn_core.distortions import REGIMES, Clutter, Distortion, distort, draw_distortion
+from stn_core.controls import Controls, distortion_batch
+from stn_core.distortions import REGIMES, distort, draw_distortion
 from stn_core.fast import FastModel, fast_copy
 from stn_core.mnist import load_sample
 
@@ -133,8 +133,7 @@ class InferenceService:
 
     def distort(self, digits: torch.Tensor, controls: list[Controls], canvas_size: int) -> torch.Tensor:
         """``(N, 1, 28, 28)`` digits, one :class:`Controls` each -> ``(N, 1, S, S)`` canvases."""
-        parts = [c.checked().distortion(canvas_size, self._pool.shape[0]) for c in controls]
-        batch = _concatenate(parts)
+        batch = distortion_batch([c.checked() for c in controls], canvas_size, self._pool.shape[0])
         return distort(digits.to(self.device), batch, pool=self._pool)
 
     @torch.inference_mode()
@@ -215,26 +214,3 @@ class InferenceService:
         distortion = draw_distortion(regime, count, generator, pool_size=self._pool.shape[0])
         canvases = distort(self.sample_images[index].to(self.device), distortion, pool=self._pool)
         return self.run_heavy(canvases, key), self.sample_labels[index].tolist()
-
-
-def _concatenate(parts: list[Distortion]) -> Distortion:
-    """Stack single distortions into one batch (optional parts must agree on presence)."""
-    first = parts[0]
-    if len(parts) == 1:
-        return first
-    merged = {}
-    for f in fields(Distortion):
-        values = [getattr(p, f.name) for p in parts]
-        if f.name == "canvas_size":
-            merged[f.name] = values[0]
-        elif all(v is None for v in values):
-            merged[f.name] = None
-        elif any(v is None for v in values):
-            raise ValueError(f"cannot batch distortions that differ in whether they have {f.name}")
-        elif f.name == "clutter":
-            merged[f.name] = Clutter(
-                *(torch.cat([getattr(v, k) for v in values]) for k in ("source_index", "crop_xy", "place_xy")), values[0].size
-            )
-        else:
-            merged[f.name] = torch.cat(values)
-    return Distortion(**merged)

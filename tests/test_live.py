@@ -621,7 +621,6 @@ def _library_frame(key: str, code: str, controls: dict, pool: torch.Tensor) -> d
     """The same frame, computed by ``stn_core`` alone from the shipped files."""
     import stn_core
     from stn_core.distortions import distort
-
     from stn_core.fast import fast_copy
 
     # The live path runs the stn_core.fast copies of the shipped models.
