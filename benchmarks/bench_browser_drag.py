@@ -27,10 +27,12 @@ Measured in the page (instrumentation added with ``page.evaluate`` before the dr
   each new value and the time (the observer runs right after the task that drew the
   frame); a ``requestAnimationFrame`` from there records when the next frame is painted.
 
-Pairing: the page keeps at most one request in flight, so redraw number ``k`` answers the
-**latest request sent while fewer than k frames were drawn** (a request sent in the same
-task right after drawing frame ``k`` already sees ``k`` and is the next one). That
-request carries the slider value of the **latest input event at or before it was sent**;
+Pairing: on the socket each frame carries the ``seq`` of the request it answers
+(``window.stnLive.lastFrame().seq``, read by the observer; the wrapped ``send`` reads the
+request's own), so redraw and request are matched by ``seq``. On the fallback path, which
+keeps one request in flight, redraw number ``k`` answers the **latest request sent while
+fewer than k frames were drawn** (a request sent in the same task right after drawing
+frame ``k`` already sees ``k`` and is the next one). That request carries the slider value of the **latest input event at or before it was sent**;
 input->redraw is the time from that input event to the redraw. Each input event is
 counted once (a later redraw showing the same input is left out of the latency figures,
 though it counts as a redraw). Redraws per second count the ``data-frames`` changes
@@ -86,7 +88,7 @@ INSTRUMENT_JS = """
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
     if (typeof data === "string" && data.indexOf('"type":"frame"') !== -1) {
-      rec.sends.push([performance.now(), frames(), "socket"]);
+      rec.sends.push([performance.now(), frames(), "socket", JSON.parse(data).seq]);
     }
     return send.call(this, data);
   };
@@ -94,12 +96,13 @@ INSTRUMENT_JS = """
   window.fetch = function (resource, options) {
     const url = typeof resource === "string" ? resource : (resource && resource.url) || "";
     if (url.indexOf("gradio_api/call/live_frame") !== -1 && options && options.method === "POST") {
-      rec.sends.push([performance.now(), frames(), "fetch"]);
+      rec.sends.push([performance.now(), frames(), "fetch", null]);
     }
     return fetch.apply(this, arguments);
   };
   new MutationObserver(() => {
-    const entry = [performance.now(), frames(), null];
+    const shown = window.stnLive && window.stnLive.lastFrame();
+    const entry = [performance.now(), frames(), null, shown ? shown.seq : null];
     rec.redraws.push(entry);
     requestAnimationFrame(() => { entry[2] = performance.now(); });
   }).observe(view, { attributes: true, attributeFilter: ["data-frames"] });
@@ -120,8 +123,10 @@ def pair(record: dict, start: float, end: float) -> dict:
     inputs, sends = record["inputs"], record["sends"]
     redraws = [r for r in record["redraws"] if start <= r[0] <= end]
     to_redraw, to_paint, request_to_redraw, used = [], [], [], set()
-    for when, count, painted in redraws:
-        request = next((s for s in reversed(sends) if s[1] < count and s[0] <= when), None)
+    for when, count, painted, seq in redraws:
+        request = next((s for s in sends if seq is not None and s[3] == seq), None)
+        if request is None:  # the fallback path: one request in flight, the latest one sent before this redraw's count
+            request = next((s for s in reversed(sends) if s[1] < count and s[0] <= when), None)
         if request is None:
             continue
         request_to_redraw.append(when - request[0])

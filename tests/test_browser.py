@@ -17,7 +17,7 @@ from tests.helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, free_port, set_lar
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000
 
 if not CHROMIUM.exists():
     pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set STN_CHROMIUM)", allow_module_level=True)

@@ -5,9 +5,11 @@
  * answers with theta, the grid's polylines, the two small images and both models'
  * probabilities (stn_lab/live.py, frame_payload), and this script only draws them: the
  * pictures on <canvas> at their own pixel size (scaled crisply by CSS), the grid as SVG.
- * At most one request is in flight: while one is, further movement only marks the view
- * dirty, and the newest values go out when the answer arrives (the server likewise keeps
- * only each browser's newest request).
+ * At most MAX_IN_FLIGHT requests are in flight (one: two were measured slower on a 2-core
+ * machine, where the second only queued behind the first); past that, movement only marks
+ * the view dirty, and the newest values go out when an answer arrives. The server keeps
+ * only each browser's newest request and may never answer one it replaced: a frame
+ * answers every request sent before it.
  *
  * If the socket cannot open (a proxy that blocks WebSockets), frames go through Gradio's
  * own event path instead (the /live_frame API endpoint, same payload), and the status
@@ -15,10 +17,11 @@
  */
 (() => {
   "use strict";
+  const MAX_IN_FLIGHT = { socket: 1, fallback: 1 };
   const CONTROLS = ["rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "clutter", "seed"];
   const state = {
-    digit: null, model: null, ranges: {}, socket: null, mode: "connecting", inFlight: false, dirty: false,
-    seq: 0, sentAt: new Map(), redraws: 0, latencies: [], lastFrame: null, fallbackReason: "",
+    digit: null, model: null, ranges: {}, socket: null, mode: "connecting", dirty: false,
+    seq: 0, drawnSeq: 0, digitSeq: 0, sentAt: new Map(), redraws: 0, latencies: [], lastFrame: null, fallbackReason: "",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -76,7 +79,7 @@
       } else if (message.type === "frame") {
         received(message);
       } else if (message.type === "error") {
-        state.inFlight = false;
+        answered(message.seq);
         showNotice(message.message);
         if (state.dirty) request();
       } else if (message.type === "busy") {
@@ -87,7 +90,7 @@
       clearTimeout(timer);
       if (state.mode === "socket") {  // it worked before: try again shortly
         state.mode = "connecting";
-        state.inFlight = false;
+        state.sentAt.clear();
         setStatus("reconnecting the live view…");
         setTimeout(connect, 1000);
       } else if (state.mode === "connecting" && opened) {
@@ -101,7 +104,7 @@
   function fallBack(reason) {
     if (state.mode === "fallback") return;
     state.mode = "fallback";
-    state.inFlight = false;
+    state.sentAt.clear();
     state.fallbackReason = reason;
     setStatus("Live channel unavailable (" + reason + "): using Gradio's slower event path.");
     request();
@@ -109,16 +112,15 @@
 
   function request() {
     if (!state.digit || !state.model) return;
-    if (state.inFlight) { state.dirty = true; return; }
+    if (state.sentAt.size >= (MAX_IN_FLIGHT[state.mode] || 1)) { state.dirty = true; return; }
     state.dirty = false;
     const seq = ++state.seq;
     const controls = readControls();
-    state.sentAt.set(seq, performance.now());
     if (state.mode === "socket" && state.socket && state.socket.readyState === 1) {
-      state.inFlight = true;
+      state.sentAt.set(seq, performance.now());
       state.socket.send(JSON.stringify({ type: "frame", seq, model: state.model, controls }));
     } else if (state.mode === "fallback") {
-      state.inFlight = true;
+      state.sentAt.set(seq, performance.now());
       callGradio(seq, controls);
     }
     showRangeNote(controls);
@@ -139,10 +141,10 @@
       if (!match) throw new Error("no result");
       const payload = JSON.parse(match[1])[0];
       payload.seq = seq;
-      if (payload.type === "error") { state.inFlight = false; showNotice(payload.message); return; }
+      if (payload.type === "error") { answered(seq); showNotice(payload.message); return; }
       received(payload);
     } catch (error) {
-      state.inFlight = false;
+      answered(seq);
       setStatus("The server did not answer; retrying…");
       setTimeout(request, 1000);
     }
@@ -161,15 +163,24 @@
     }
   }
 
+  // Requests up to ``seq`` are settled: answered, or replaced on the server by a newer one.
+  function answered(seq) {
+    if (typeof seq !== "number") { state.sentAt.clear(); return; }
+    for (const pending of [...state.sentAt.keys()]) if (pending <= seq) state.sentAt.delete(pending);
+  }
+
   function received(frame) {
-    state.inFlight = false;
     const sent = state.sentAt.get(frame.seq);
     if (sent !== undefined) {
       state.latencies.push(performance.now() - sent);
       if (state.latencies.length > 2000) state.latencies.splice(0, 1000);
-      state.sentAt.delete(frame.seq);
     }
-    draw(frame);
+    answered(frame.seq);
+    // Never draw an older frame over a newer one, nor a frame of a digit no longer there.
+    if (state.digit && (typeof frame.seq !== "number" || (frame.seq > state.drawnSeq && frame.seq >= state.digitSeq))) {
+      if (typeof frame.seq === "number") state.drawnSeq = frame.seq;
+      draw(frame);
+    }
     if (state.dirty) request();
   }
 
@@ -307,6 +318,7 @@
       }
       const digitChanged = (digit || null) !== state.digit;
       state.digit = digit || null;
+      if (digitChanged) state.digitSeq = state.seq + 1;  // frames of earlier requests show the old digit
       if (model) state.model = model;
       if (!state.digit) { clearView("Draw, upload or pick a digit to begin."); return; }
       if (digitChanged && state.mode === "socket" && state.socket.readyState === 1) {
