@@ -32,11 +32,11 @@ Pairing: on the socket each frame carries the ``seq`` of the request it answers
 request's own), so redraw and request are matched by ``seq``. On the fallback path, which
 keeps one request in flight, redraw number ``k`` answers the **latest request sent while
 fewer than k frames were drawn** (a request sent in the same task right after drawing
-frame ``k`` already sees ``k`` and is the next one). That request carries the slider value of the **latest input event at or before it was sent**;
-input->redraw is the time from that input event to the redraw. Each input event is
-counted once (a later redraw showing the same input is left out of the latency figures,
-though it counts as a redraw). Redraws per second count the ``data-frames`` changes
-inside the drag window.
+frame ``k`` already sees ``k`` and is the next one). That request carries the slider value
+of the **latest input event at or before it was sent**; input->redraw is the time from
+that input event to the redraw. Each input event is counted once (a later redraw showing
+the same input is left out of the latency figures, though it counts as a redraw). Redraws
+per second count the ``data-frames`` changes inside the drag window.
 
 Also counted during the drag (Playwright's ``page.on("request")``), from the mouse press to
 just before its release: requests to ``/gradio_api/queue/join`` and ``/gradio_api/call/``

@@ -116,7 +116,9 @@ def frame_payloads(lab: Lab, key: str, results: list, seqs: list) -> list[dict]:
     canvases, warped = _quantised([r.canvas for r in results]), _quantised([r.warped for r in results])
     theta_values = np.round(thetas.double().numpy(), 5).tolist()
     st = np.round(np.stack([r.st_probs for r in results]), 5).tolist()
-    cnn = [None] * len(results) if results[0].cnn_probs is None else np.round(np.stack([r.cnn_probs for r in results]), 5).tolist()
+    cnn = [None] * len(results)
+    if results[0].cnn_probs is not None:
+        cnn = np.round(np.stack([r.cnn_probs for r in results]), 5).tolist()
     return [
         {
             "type": "frame",
