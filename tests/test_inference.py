@@ -164,3 +164,29 @@ def test_zero_gpu_lends_the_gpu_to_the_heavy_passes_only(model_dir, monkeypatch)
     (lent, labels), (direct, same_labels) = zero.batch("RTS", key, seed=3), plain.batch("RTS", key, seed=3)
     assert calls == ["_run_on_lent_gpu", "_run_on_lent_gpu"] and labels == same_labels
     assert all(np.allclose(a.st_probs, b.st_probs) and np.allclose(a.warped, b.warped) for a, b in zip(lent, direct))
+
+
+def test_a_batch_of_controls_is_their_own_distortions_stacked():
+    from stn_core.controls import Controls, distortion_batch
+
+    plain = [Controls(rotation=10.0, scale=0.8, shift_x=0.2), Controls(shear=-0.3, shift_y=-0.1)]
+    patterned = [
+        Controls(perspective=1.0, elastic=0.5, clutter=True, seed=3),
+        Controls(perspective=0.5, elastic=2.0, clutter=True, seed=9),
+    ]
+    for group in (plain, patterned):
+        batch = distortion_batch(group, 60, pool_size=1000)
+        for index, controls in enumerate(group):
+            alone = controls.distortion(60, pool_size=1000)
+            for name in ("rotation", "scale", "shear", "shift", "corners", "elastic"):
+                mine, theirs = getattr(batch, name), getattr(alone, name)
+                assert (mine is None) == (theirs is None), name
+                if mine is not None:
+                    assert torch.equal(mine[index : index + 1], theirs), name
+            assert (batch.clutter is None) == (alone.clutter is None)
+            if batch.clutter is not None:
+                assert torch.equal(batch.clutter.place_xy[index : index + 1], alone.clutter.place_xy)
+    with pytest.raises(ValueError, match="differ in whether perspective is on"):
+        distortion_batch([Controls(), Controls(perspective=1.0)], 42, pool_size=1)
+    with pytest.raises(ValueError, match="at least one"):
+        distortion_batch([], 42, pool_size=1)

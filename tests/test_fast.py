@@ -1,0 +1,76 @@
+"""stn_core.fast: inference copies that keep the geometry exact and the answers close."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import stn_core
+from stn_core.distortions import REGIMES, distort, draw_distortion
+from stn_core.fast import FastModel, bfloat16_is_native, fast_copy
+from stn_core.models import ModelConfig, build_model
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
+
+
+def _batch_norm_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("st-cnn", canvas_size=42, transform="affine", batch_norm=True))
+    for module in model.modules():  # running statistics away from 0 / 1, so that folding them matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_float32_copy_is_the_same_model_rewritten():
+    model = _batch_norm_model()
+    fast = fast_copy(model, dtype=torch.float32)
+    x = torch.rand(8, 1, 42, 42)
+    with torch.inference_mode():
+        exact = model.forward_details(x)
+    quick = fast.forward_details(x)
+    assert torch.allclose(exact.theta, quick.theta, atol=1e-5)
+    assert torch.allclose(exact.warped, quick.warped, atol=1e-5)
+    assert torch.allclose(exact.logits, quick.logits, atol=1e-4)
+    # Batch norm folded into the convolutions, ReLU moved after pooling.
+    kinds = [type(m).__name__ for m in fast.model.classifier.features]
+    assert "BatchNorm2d" not in kinds and kinds.index("MaxPool2d") < kinds.index("ReLU")
+
+
+def test_the_original_model_is_left_as_it_was():
+    model = _batch_norm_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast_copy(model, dtype=torch.bfloat16)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bfloat16_copy_of_the_shipped_pair_keeps_theta_and_nearly_every_answer(sample_digits):
+    images, labels = sample_digits
+    generator = torch.Generator().manual_seed(0)
+    canvases = distort(images, draw_distortion("RTS", images.shape[0], generator, pool_size=1))
+    for name in ("rts-st-cnn-affine", "rts-cnn"):
+        model = stn_core.load(PRETRAINED / f"{name}.safetensors")
+        fast = fast_copy(model, dtype=torch.bfloat16)
+        with torch.inference_mode():
+            exact = model(canvases).softmax(1)
+            if name.startswith("rts-st"):
+                assert torch.allclose(model.forward_details(canvases).theta, fast.forward_details(canvases).theta, atol=1e-5)
+        quick = fast(canvases).softmax(1)
+        assert (exact - quick).abs().max() < 0.1
+        assert (exact.argmax(1) != quick.argmax(1)).sum() <= 3  # of 1,000
+        assert (quick.argmax(1) != labels).float().mean() <= (exact.argmax(1) != labels).float().mean() + 0.003
+
+
+def test_auto_picks_bfloat16_only_where_it_is_native():
+    fast = fast_copy(_batch_norm_model())
+    assert fast.dtype == (torch.bfloat16 if bfloat16_is_native("cpu") else torch.float32)
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.bfloat16, got torch.float16"):
+        FastModel(_batch_norm_model(), torch.float16)
+    cnn = fast_copy(build_model(ModelConfig("cnn", canvas_size=REGIMES["R"].canvas_size)).eval(), dtype=torch.float32)
+    with pytest.raises(TypeError, match="needs a spatial-transformer model, got CNN"):
+        cnn.forward_details(torch.rand(1, 1, 28, 28))
