@@ -97,6 +97,17 @@ def _check_errors(name: str, value) -> None:
             raise CardError(f"{name}.{regime} must be a number, got {error!r}")
 
 
+def _check_angles(value) -> None:
+    """An error-per-angle record (``{"-180": 9.1, "0": 0.6}``): whole degrees in [-180, 180]."""
+    if not isinstance(value, dict) or not value:
+        raise CardError(f"angle_error must be a non-empty object {{angle: error %}}, got {value!r}")
+    for angle, error in value.items():
+        if not (isinstance(angle, str) and angle.lstrip("-").isdigit() and -180 <= int(angle) <= 180):
+            raise CardError(f"angle_error: {angle!r} is not a whole angle in degrees from -180 to 180")
+        if not _is_number(error):
+            raise CardError(f"angle_error.{angle} must be a number, got {error!r}")
+
+
 # -- the card ---------------------------------------------------------------------------------
 
 
@@ -179,6 +190,9 @@ class ModelCard:
         training: how it was trained (``None`` for a model saved without training).
         torch_version, created_utc: the torch build and time that wrote it.
         sample_error: error (%) per regime on the 1,000 shipped sample digits.
+        angle_error: error (%) on the 10,000 MNIST test digits turned by each angle, at
+            upright scale and position (:func:`stn_core.robustness.angle_curve`), keyed by
+            the angle in degrees as a string (JSON keys are strings): ``{"-180": 9.1, ...}``.
     """
 
     name: str
@@ -192,6 +206,7 @@ class ModelCard:
     torch_version: str | None = None
     created_utc: str | None = None
     sample_error: dict[str, float] | None = None
+    angle_error: dict[str, float] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not SLUG.match(self.name):
@@ -213,6 +228,8 @@ class ModelCard:
         _check_errors("test_error", self.test_error)
         if self.sample_error is not None:
             _check_errors("sample_error", self.sample_error)
+        if self.angle_error is not None:
+            _check_angles(self.angle_error)
         if self.test_digits is not None and (not _is_int(self.test_digits) or self.test_digits < 1):
             raise CardError(f"test_digits must be a positive integer, got {self.test_digits!r}")
         if self.training is not None and not isinstance(self.training, TrainingRecord):
@@ -248,6 +265,7 @@ class ModelCard:
         "parameter_count",
         "weights_sha256",
         "sample_error",
+        "angle_error",
     )
 
     def to_dict(self) -> dict:
@@ -266,6 +284,7 @@ class ModelCard:
             "parameter_count": self.parameter_count,
             "weights_sha256": self.weights_sha256,
             "sample_error": None if self.sample_error is None else dict(self.sample_error),
+            "angle_error": None if self.angle_error is None else dict(self.angle_error),
         }
         return {name: value for name, value in record.items() if value is not None}
 
@@ -297,6 +316,7 @@ class ModelCard:
             torch_version=_get(record, "torch_version", "string", optional=True),
             created_utc=_get(record, "created_utc", "string", optional=True),
             sample_error=record.get("sample_error"),
+            angle_error=record.get("angle_error"),
         )
         # Fields stored for readers but derived from the config: they must agree with it.
         for name, derived in (("label", card.label), ("canvas_size", card.canvas_size)):

@@ -185,6 +185,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--update-cards", action="store_true", help="store the measured errors (and the error on the shipped sample) in each card"
     )
+    parser.add_argument(
+        "--angle-curve",
+        action="store_true",
+        help="with --update-cards: also store each model's error on the test digits turned every 15 degrees",
+    )
     parser.add_argument("--readme", type=Path, help="write the shipped-models README (Table-1 layout) from the cards here")
     parser.add_argument(
         "--results-section",
@@ -206,6 +211,12 @@ def main(argv=None) -> int:
                 test_digits=TEST_DIGITS,
                 sample_error={r: round(error_rate(model, *sample_test_set(r)), 4) for r in errors},
             )
+            if args.angle_curve:
+                from .robustness import angle_curve  # imports this module: not at the top
+
+                images, labels = load_mnist("test", args.data_dir)
+                curve = angle_curve(model, as_float_images(images), labels)
+                card = dataclasses.replace(card, angle_error={str(a): e for a, e in curve.items()})
             write_card(path, card)
             cards[path] = card
     if args.readme:

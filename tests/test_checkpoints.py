@@ -81,6 +81,9 @@ def test_card_that_does_not_fit_the_weights(saved):
         (lambda card: card.update(regime="RTS"), "regime: RTS draws 42x42 canvases, but architecture.canvas_size is 28"),
         (lambda card: card.update(name="E TPS"), "name must be a slug"),
         (lambda card: card.update(colour="red"), "colour: unknown field"),
+        (lambda card: card.update(angle_error={"190": 1.0}), "angle_error: '190' is not a whole angle"),
+        (lambda card: card.update(angle_error={"15": None}), r"angle_error\.15 must be a number"),
+        (lambda card: card["training"].update(init=7), r"training\.init must be a string"),
     ],
     ids=[
         "no-regime",
@@ -95,6 +98,9 @@ def test_card_that_does_not_fit_the_weights(saved):
         "regime-canvas",
         "name",
         "unknown",
+        "angle-range",
+        "angle-error",
+        "init",
     ],
 )
 def test_a_bad_card_is_refused_naming_the_field(saved, change, message):
