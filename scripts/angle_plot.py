@@ -35,7 +35,8 @@ def main() -> None:
     cards = [read_card(path) for path in args.checkpoints]
     missing = [card.name for card in cards if not card.angle_error]
     if missing:
-        raise SystemExit(f"no angle_error on the card of {', '.join(missing)}: run stn_core.evaluate --update-cards --angle-curve")
+        hint = "run python -m stn_core.evaluate --update-cards --angle-curve"
+        raise SystemExit(f"no angle_error on the card of {', '.join(missing)}: {hint}")
     figure, axes = plt.subplots(figsize=(8, 4), dpi=120)
     for card in cards:
         angles = sorted(int(a) for a in card.angle_error)
@@ -46,7 +47,8 @@ def main() -> None:
         rotation = REGIMES[card.regime].rotation
         if rotation and rotation != (-180, 180) and card.config.model == "st-cnn":
             axes.axvspan(*rotation, color="0.9", zorder=0)
-            axes.text(0, 0.97, f"{card.regime}: trained ±{rotation[1]:g}°", transform=axes.get_xaxis_transform(), ha="center", va="top")
+            label = f"{card.regime}: trained ±{rotation[1]:g}°"
+            axes.text(0, 0.97, label, transform=axes.get_xaxis_transform(), ha="center", va="top")
     axes.set_xlabel("rotation of the test digits (degrees)")
     axes.set_ylabel("test error (%)")
     axes.set_xticks(range(-180, 181, 45))
