@@ -7,8 +7,10 @@ digits that ship with the package), :mod:`~stn_core.distortions` (the regimes, a
 :mod:`~stn_core.controls` (a distortion as nine named controls), :mod:`~stn_core.preprocess`
 (any image -> an MNIST-like digit), :mod:`~stn_core.train`, :mod:`~stn_core.timelapse`
 (what training records for a time-lapse), :mod:`~stn_core.evaluate`,
-:mod:`~stn_core.cards` (the model card type) and :mod:`~stn_core.checkpoints` (weights
-and cards on disk).
+:mod:`~stn_core.cards` (the model card type), :mod:`~stn_core.checkpoints` (weights
+and cards on disk), :mod:`~stn_core.fast` (inference copies for many frames a second) and
+:mod:`~stn_core.multi` (several digits at once: tasks, data, parallel and recurrent
+spatial transformers).
 """
 
 from .cards import ModelCard

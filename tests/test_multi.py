@@ -1,0 +1,162 @@
+"""stn_core.multi: the several-digit tasks' data and models."""
+
+import pytest
+import torch
+
+from stn_core.multi import (
+    TASKS,
+    MultiConfig,
+    build_multi_model,
+    draw_task,
+    fixed_task_test_set,
+    initial_crops,
+    sequence_layout,
+)
+
+
+@pytest.fixture(scope="module")
+def digits(sample_digits):
+    images, labels = sample_digits
+    return images[:200], labels[:200]
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_draws_are_deterministic_per_seed(digits, task):
+    first = draw_task(task, *digits, 16, torch.Generator().manual_seed(3))
+    again = draw_task(task, *digits, 16, torch.Generator().manual_seed(3))
+    other = draw_task(task, *digits, 16, torch.Generator().manual_seed(4))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_addition_channels_hold_the_two_digits_and_the_label_is_their_sum(digits):
+    images, labels = digits
+    inputs, sums = draw_task("addition", images, labels, 64, torch.Generator().manual_seed(0))
+    assert inputs.shape == (64, 2, 42, 42) and sums.shape == (64,)
+    assert inputs.min() >= 0 and inputs.max() <= 1 and (inputs.flatten(2).max(2).values > 0.5).all()  # ink in each channel
+    assert sums.min() >= 0 and sums.max() <= 18
+    # Known answer: the same picks, distorted as the regime draws them.
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.randint(0, images.shape[0], (64, 2), generator=generator)
+    assert torch.equal(sums, labels[picks].sum(1))
+
+
+def test_sequence_digits_sit_on_the_canvas_left_to_right_in_their_places(digits):
+    images, labels = digits
+    layout = sequence_layout(500, torch.Generator().manual_seed(1))
+    x, y = layout[..., 0], layout[..., 1]
+    assert x.min() >= 0 and y.min() >= 0 and (x + 28).max() <= 100 and (y + 28).max() <= 100
+    gaps = x[:, 1:] - x[:, :-1] - 28
+    assert gaps.min() >= 0 and gaps.max() <= TASKS["sequence"].max_gap
+    inputs, targets = draw_task("sequence", images, labels, 32, torch.Generator().manual_seed(2))
+    assert inputs.shape == (32, 1, 100, 100) and targets.shape == (32, 3)
+    # Known answer: each digit is pasted whole at its place (clutter can only add ink).
+    generator = torch.Generator().manual_seed(2)
+    picks = torch.randint(0, images.shape[0], (32, 3), generator=generator)
+    places = sequence_layout(32, generator)
+    assert torch.equal(targets, labels[picks])
+    for i in range(32):
+        for k in range(3):
+            px, py = places[i, k].tolist()
+            patch = inputs[i, 0, py : py + 28, px : px + 28]
+            assert (patch >= images[picks[i, k], 0] - 1e-6).all()
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_fixed_test_sets_use_every_test_digit_once_per_position_and_never_change(digits, task):
+    images, labels = digits
+    inputs, targets = fixed_task_test_set(task, images, labels)
+    again, _ = fixed_task_test_set(task, images, labels)
+    assert inputs.shape[0] == images.shape[0] and torch.equal(inputs, again)
+    if task == "sequence":
+        assert torch.equal(targets[:, 0], labels) and sorted(targets[:, 1].tolist()) == sorted(labels.tolist())
+
+
+# -- models ------------------------------------------------------------------------------------
+
+SHAPES = {"addition": ((3, 2, 42, 42), (3, 19)), "sequence": ((3, 1, 100, 100), (3, 3, 10))}
+MODELS = [("addition", "parallel-st"), ("addition", "cnn"), ("addition", "fcn")]
+MODELS += [("sequence", "rnn-spn"), ("sequence", "glimpse-rnn"), ("sequence", "cnn")]
+
+
+@pytest.mark.parametrize("task, model", MODELS)
+def test_models_keep_the_interfaces(task, model):
+    inputs, logits = SHAPES[task]
+    net = build_multi_model(MultiConfig(task, model))
+    out = net.forward_details(torch.rand(inputs))
+    assert out.logits.shape == logits and torch.equal(net(torch.zeros(inputs)), net.forward_details(torch.zeros(inputs)).logits)
+    if out.theta is not None:
+        k = MultiConfig(task, model).glimpses
+        channels = inputs[1]
+        assert out.theta.shape == (3, k, 6) and out.grids.shape[:2] == (3, k) and out.glimpses.shape[:3] == (3, k, channels)
+
+
+def test_a_new_recurrent_models_first_glimpses_are_the_documented_crops():
+    for model in ("rnn-spn", "glimpse-rnn"):
+        net = build_multi_model(MultiConfig("sequence", model, crop_scale=0.3))
+        theta = net.forward_details(torch.rand(2, 1, 100, 100)).theta
+        assert torch.allclose(theta, initial_crops(3, 0.3).expand(2, -1, -1))
+    crops = initial_crops(3, 0.3)
+    assert crops[:, 2].tolist() == pytest.approx([-2 / 3, 0.0, 2 / 3]) and (crops[:, 0] == 0.3).all()
+
+
+def test_a_new_parallel_transformer_starts_at_the_identity():
+    net = build_multi_model(MultiConfig("addition", "parallel-st"))
+    x = torch.rand(2, 2, 42, 42)
+    out = net.forward_details(x)
+    assert torch.allclose(out.theta, torch.tensor([1.0, 0, 0, 0, 1, 0]).expand(2, 2, -1))
+    assert torch.allclose(out.glimpses[:, 0], x, atol=1e-5)
+
+
+def test_gradients_flow_through_one_recurrent_step():
+    torch.manual_seed(0)
+    net = build_multi_model(MultiConfig("sequence", "glimpse-rnn", hidden=8, glimpse_size=16)).double()
+    x = torch.rand(1, 1, 100, 100, dtype=torch.float64)
+    state = torch.rand(1, 8, dtype=torch.float64, requires_grad=True)
+    context = net.encode(net.encoder(x)).detach()
+    glimpse = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+
+    def step(state):
+        inputs = torch.cat([context, net.glimpse_encode(net.glimpse_encoder(glimpse))], 1)
+        new_state = net.gru(inputs, state)
+        theta = net.regressor(new_state) + net.crops[0]
+        # Off the zero start, so that theta depends on the state.
+        return net.affine.grid(theta + new_state[:, :6], 4)
+
+    assert torch.autograd.gradcheck(step, (state,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, model", [("addition", "parallel-st"), ("sequence", "glimpse-rnn")])
+def test_a_short_training_run_lowers_the_loss(digits, task, model):
+    torch.manual_seed(0)
+    images, labels = digits
+    net = build_multi_model(MultiConfig(task, model, hidden=64))
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    inputs, targets = draw_task(task, images, labels, 64, generator)
+    losses = []
+    for _ in range(15):  # the same batch: the loss must fall
+        logits = net(inputs)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_bad_configs_and_inputs_are_refused():
+    with pytest.raises(ValueError, match="unknown task 'division'"):
+        MultiConfig("division", "cnn")
+    with pytest.raises(ValueError, match="'rnn-spn' is not a addition model"):
+        MultiConfig("addition", "rnn-spn")
+    with pytest.raises(ValueError, match="glimpse_size must be an integer from 16 to 100, got 8"):
+        MultiConfig("sequence", "rnn-spn", glimpse_size=8)
+    with pytest.raises(ValueError, match="transformers must be an integer from 1 to 4, got 9"):
+        MultiConfig("addition", "parallel-st", transformers=9)
+    with pytest.raises(ValueError, match=r"expected sequence inputs of shape \(N, 1, 100, 100\), got \(2, 1, 42, 42\)"):
+        build_multi_model(MultiConfig("sequence", "cnn"))(torch.rand(2, 1, 42, 42))
