@@ -232,7 +232,11 @@ class ThinPlateSpline(Transform):
 
     @staticmethod
     def _kernel(points: Tensor, centres: Tensor) -> Tensor:
-        squared = (points.unsqueeze(-2) - centres).pow(2).sum(-1)
+        # x and y apart, not ``(p - c).pow(2).sum(-1)``: the same sums to the bit, without
+        # a strided size-2 last dimension, which made the kernel 5x slower on a CPU.
+        dx = points[..., 0, None] - centres[:, 0]
+        dy = points[..., 1, None] - centres[:, 1]
+        squared = dx * dx + dy * dy
         return squared * torch.log(squared.clamp_min(1e-20))
 
     def identity(self, *, dtype=torch.float32, device=None) -> Tensor:
