@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .distortions import REGIMES
 from .models import ModelConfig
+from .multi import TASKS, MultiConfig
 
 __all__ = ["CardError", "ModelCard", "TrainingRecord", "model_slug"]
 
@@ -40,8 +41,11 @@ class CardError(ValueError):
     """A model card that is not what the schema says; the message names the field."""
 
 
-def model_slug(regime: str, config: ModelConfig) -> str:
-    """The stable key of a model: ``REGIME-MODEL[-TRANSFORM]`` in lower case (``rts-st-cnn-affine``)."""
+def model_slug(regime: str | None, config: ModelConfig | MultiConfig) -> str:
+    """The stable key of a model: ``REGIME-MODEL[-TRANSFORM]`` in lower case (``rts-st-cnn-affine``);
+    for a several-digit model, its config's ``TASK-KIND`` (``addition-2st-fcn``)."""
+    if isinstance(config, MultiConfig):
+        return config.slug
     return "-".join(filter(None, [REGIMES[regime].slug, config.model, config.transform]))
 
 
@@ -86,15 +90,16 @@ def _no_unknown(record: dict, known, where: str) -> None:
         raise CardError(f"{where}{unknown[0]}: unknown field")
 
 
-def _check_errors(name: str, value) -> None:
-    """An error-per-regime record (``{"RTS": 0.61}``): regimes as keys, numbers as values."""
+def _check_errors(name: str, value, keys=REGIMES, what: str = "regime") -> None:
+    """An error record (``{"RTS": 0.61}``, or ``{"digit": 1.4, "sequence": 4.0}`` for a
+    task's metrics): known keys, numbers as values."""
     if not isinstance(value, dict):
-        raise CardError(f"{name} must be an object {{regime: error %}}, got {value!r}")
-    for regime, error in value.items():
-        if regime not in REGIMES:
-            raise CardError(f"{name}.{regime}: unknown regime; expected one of {', '.join(REGIMES)}")
+        raise CardError(f"{name} must be an object {{{what}: error %}}, got {value!r}")
+    for key, error in value.items():
+        if key not in keys:
+            raise CardError(f"{name}.{key}: unknown {what}; expected one of {', '.join(keys)}")
         if not _is_number(error):
-            raise CardError(f"{name}.{regime} must be a number, got {error!r}")
+            raise CardError(f"{name}.{key} must be a number, got {error!r}")
 
 
 def _check_angles(value) -> None:
@@ -178,6 +183,11 @@ class TrainingRecord:
 class ModelCard:
     """A model's card, checked on creation and on reading.
 
+    A card is of a single-digit model (``regime`` set, ``config`` a
+    :class:`~stn_core.models.ModelConfig`) or of a several-digit one (``task`` set,
+    ``config`` a :class:`~stn_core.multi.MultiConfig`, ``test_error`` keyed by the task's
+    metrics); never both.
+
     Attributes:
         name: the model's slug (lower case, digits and single dashes), its key everywhere.
         regime: the distortion regime it was trained for (a key of
@@ -207,10 +217,40 @@ class ModelCard:
     created_utc: str | None = None
     sample_error: dict[str, float] | None = None
     angle_error: dict[str, float] | None = None
+    task: str | None = None  # a key of stn_core.multi.TASKS, for several-digit models
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not SLUG.match(self.name):
             raise CardError(f"name must be a slug (lower-case letters, digits and single dashes), got {self.name!r}")
+        if self.task is not None:
+            self._check_task_card()
+        else:
+            self._check_regime_card()
+        if not _is_int(self.parameter_count) or self.parameter_count < 1:
+            raise CardError(f"parameter_count must be a positive integer, got {self.parameter_count!r}")
+        if not isinstance(self.weights_sha256, str) or not SHA256.match(self.weights_sha256):
+            raise CardError(f"weights_sha256 must be 64 lower-case hex digits, got {self.weights_sha256!r}")
+        if self.test_digits is not None and (not _is_int(self.test_digits) or self.test_digits < 1):
+            raise CardError(f"test_digits must be a positive integer, got {self.test_digits!r}")
+        if self.training is not None and not isinstance(self.training, TrainingRecord):
+            raise CardError(f"training must be a TrainingRecord, got {type(self.training).__name__}")
+
+    def _check_task_card(self) -> None:
+        if self.task not in TASKS:
+            raise CardError(f"task: unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
+        if self.regime is not None:
+            raise CardError(f"regime: a {self.task} model has a task, not a regime, got regime {self.regime!r}")
+        if not isinstance(self.config, MultiConfig) or self.config.task != self.task:
+            got = getattr(self.config, "task", type(self.config).__name__)
+            raise CardError(f"architecture must be a MultiConfig of task {self.task!r}, got {got!r}")
+        metrics = TASKS[self.task].metrics
+        _check_errors("test_error", self.test_error, metrics, "metric")
+        if self.sample_error is not None:
+            _check_errors("sample_error", self.sample_error, metrics, "metric")
+        if self.angle_error is not None:
+            raise CardError("angle_error: only single-digit models have an angle curve")
+
+    def _check_regime_card(self) -> None:
         if self.regime not in REGIMES:
             raise CardError(f"regime: unknown regime {self.regime!r}; expected one of {', '.join(REGIMES)}")
         if not isinstance(self.config, ModelConfig):
@@ -221,19 +261,11 @@ class ModelCard:
                 f"regime: {self.regime} draws {canvas}x{canvas} canvases, "
                 f"but architecture.canvas_size is {self.config.canvas_size}"
             )
-        if not _is_int(self.parameter_count) or self.parameter_count < 1:
-            raise CardError(f"parameter_count must be a positive integer, got {self.parameter_count!r}")
-        if not isinstance(self.weights_sha256, str) or not SHA256.match(self.weights_sha256):
-            raise CardError(f"weights_sha256 must be 64 lower-case hex digits, got {self.weights_sha256!r}")
         _check_errors("test_error", self.test_error)
         if self.sample_error is not None:
             _check_errors("sample_error", self.sample_error)
         if self.angle_error is not None:
             _check_angles(self.angle_error)
-        if self.test_digits is not None and (not _is_int(self.test_digits) or self.test_digits < 1):
-            raise CardError(f"test_digits must be a positive integer, got {self.test_digits!r}")
-        if self.training is not None and not isinstance(self.training, TrainingRecord):
-            raise CardError(f"training must be a TrainingRecord, got {type(self.training).__name__}")
 
     @property
     def label(self) -> str:
@@ -246,8 +278,8 @@ class ModelCard:
 
     @property
     def display_name(self) -> str:
-        """Regime and label, as people read them: ``RTS · ST-CNN Aff``."""
-        return f"{self.regime} · {self.label}"
+        """Regime (or task) and label, as people read them: ``RTS · ST-CNN Aff``, ``addition · 2×ST-FCN``."""
+        return f"{self.regime or self.task} · {self.label}"
 
     # -- JSON -----------------------------------------------------------------------------
 
@@ -255,6 +287,7 @@ class ModelCard:
         "name",
         "label",
         "regime",
+        "task",
         "canvas_size",
         "test_error",
         "test_digits",
@@ -274,6 +307,7 @@ class ModelCard:
             "name": self.name,
             "label": self.label,
             "regime": self.regime,
+            "task": self.task,
             "canvas_size": self.canvas_size,
             "test_error": dict(self.test_error),
             "test_digits": self.test_digits,
@@ -299,14 +333,16 @@ class ModelCard:
             raise CardError(
                 "architecture: missing field" if architecture is None else f"architecture must be an object, got {architecture!r}"
             )
+        task = _get(record, "task", "string", optional=True)
         try:
-            config = ModelConfig.from_dict(architecture)
+            config = (MultiConfig if task is not None else ModelConfig).from_dict(architecture)
         except ValueError as error:
             raise CardError(f"architecture.{error}") from None
         training = record.get("training")
         card = cls(
             name=_get(record, "name", "string"),
-            regime=_get(record, "regime", "string"),
+            regime=_get(record, "regime", "string", optional=task is not None),
+            task=task,
             config=config,
             parameter_count=_get(record, "parameter_count", "integer"),
             weights_sha256=_get(record, "weights_sha256", "string"),

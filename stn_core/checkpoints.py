@@ -22,6 +22,7 @@ from torch import nn
 
 from .cards import CardError, ModelCard
 from .models import build_model, count_parameters
+from .multi import MultiConfig, build_multi_model
 
 __all__ = ["CheckpointError", "card_path", "file_sha256", "load", "read_card", "save_model", "write_card"]
 
@@ -69,12 +70,13 @@ def write_card(path, card: ModelCard) -> None:
     os.replace(partial, target)
 
 
-def save_model(model: nn.Module, path, *, name: str, regime: str, **details) -> ModelCard:
+def save_model(model: nn.Module, path, *, name: str, regime: str | None = None, **details) -> ModelCard:
     """Save ``model``'s weights to ``path`` (``.safetensors``) and its card beside them.
 
     The card gets the model's config, ``parameter_count`` and ``weights_sha256`` from the
     model and the file; ``details`` are the card's other fields (``test_error``,
-    ``training``, ... see :class:`~stn_core.cards.ModelCard`).
+    ``training``, ... see :class:`~stn_core.cards.ModelCard`); a several-digit model
+    passes ``task`` instead of ``regime``.
 
     Returns:
         The card as written.
@@ -114,7 +116,7 @@ def load(path, device="cpu") -> nn.Module:
     if file_sha256(weights) != card.weights_sha256:
         raise CheckpointError(f"{weights}: SHA-256 does not match its model card; refusing to load it")
     try:
-        model = build_model(card.config)
+        model = (build_multi_model if isinstance(card.config, MultiConfig) else build_model)(card.config)
         state = load_file(str(weights))
         model.load_state_dict(state, strict=True)
     except (ValueError, KeyError, RuntimeError, OSError) as error:

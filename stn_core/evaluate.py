@@ -25,6 +25,7 @@ from .cards import ModelCard
 from .checkpoints import load, write_card
 from .distortions import REGIMES, as_float_images, fixed_test_set
 from .mnist import SAMPLE_SIZE, TEST_DIGITS, load_mnist, load_sample, mnist_dir
+from .multi import TASKS, fixed_task_test_set, task_errors
 
 __all__ = [
     "PAPER_TABLE",
@@ -36,6 +37,9 @@ __all__ = [
     "replace_results_section",
     "results_table",
     "sample_test_set",
+    "task_sample_set",
+    "task_test_set",
+    "tasks_table",
 ]
 
 # Table 1 of the paper: test error (%) on distorted MNIST, and on 60x60 cluttered MNIST.
@@ -81,12 +85,37 @@ def sample_test_set(regime: str) -> tuple[Tensor, Tensor]:
     return fixed_test_set(as_float_images(images), regime), labels
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_task_set(task: str, folder: str) -> tuple[Tensor, Tensor]:
+    images, labels = load_mnist("test", folder)
+    return fixed_task_test_set(task, as_float_images(images), labels)
+
+
+def task_test_set(task: str, data_dir=None) -> tuple[Tensor, Tensor]:
+    """The fixed test set of a several-digit ``task``, built from the 10,000 MNIST test digits (cached)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    return _cached_task_set(task, str(mnist_dir(data_dir).resolve()))
+
+
+def task_sample_set(task: str) -> tuple[Tensor, Tensor]:
+    """The fixed test set of ``task`` built from the 1,000 shipped sample digits."""
+    images, labels, _ = load_sample()
+    return fixed_task_test_set(task, as_float_images(images), labels)
+
+
 def evaluate_checkpoints(paths, regimes=None, data_dir=None, device="cpu"):
-    """Evaluate checkpoints; returns ``({path: {regime: error}}, {path: ModelCard})``."""
+    """Evaluate checkpoints; returns ``({path: {regime or metric: error}}, {path: ModelCard})``.
+
+    A several-digit model is measured on its task's fixed test set, by the task's metrics."""
     results, cards = {}, {}
     for path in paths:
         model = load(path, device=device)
         card = model.card
+        if card.task is not None:
+            results[str(path)] = task_errors(model, *task_test_set(card.task, data_dir))
+            cards[str(path)] = card
+            continue
         wanted = regimes or [card.regime]
         fitting = [r for r in wanted if REGIMES[r].canvas_size == model.canvas_size]
         results[str(path)] = {r: error_rate(model, *regime_test_set(r, data_dir)) for r in fitting}
@@ -126,6 +155,23 @@ def results_table(results: dict[str, dict[str, float]], cards: dict[str, ModelCa
     return "\n".join(lines)
 
 
+METRIC_WORDS = {"sum": "sum", "digit": "per digit", "sequence": "whole sequence"}
+
+
+def tasks_table(results: dict[str, dict[str, float]], cards: dict[str, ModelCard]) -> str:
+    """Markdown table of the several-digit models (``""`` when there are none): each
+    model's errors by its task's metrics, and the published number for its kind."""
+    lines = ["| task | model | error % (ours) | published |", "|---|---|---|---|"]
+    for path, errors in results.items():
+        card = cards[path]
+        if card.task is None:
+            continue
+        ours = ", ".join(f"{errors[m]:.2f} {METRIC_WORDS[m]}" for m in TASKS[card.task].metrics if m in errors)
+        published = TASKS[card.task].published.get(card.label)
+        lines.append(f"| {card.task} | {card.label} | {ours} | {'—' if published is None else published} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def pretrained_readme(cards: dict[str, ModelCard]) -> str:
     """``pretrained/README.md``: the Table-1 layout from the cards (ours, paper in brackets)
     and what each model cost to train."""
@@ -143,7 +189,7 @@ def pretrained_readme(cards: dict[str, ModelCard]) -> str:
         f"| error on the {SAMPLE_SIZE:,} shipped digits |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for path, card in sorted(cards.items(), key=lambda item: (item[1].regime, item[1].name)):
+    for path, card in sorted(cards.items(), key=lambda item: (item[1].regime or item[1].task, item[1].name)):
         training = card.training
         cost = "| — | — | — | — | — |"  # a model saved without training
         if training is not None:
@@ -152,7 +198,8 @@ def pretrained_readme(cards: dict[str, ModelCard]) -> str:
                 f"| {training.wall_time_s / 60:.0f} min | {training.device} |"
             )
         sample = ", ".join(f"{r} {e:.1f}" for r, e in (card.sample_error or {}).items())
-        lines.append(f"| {card.label} ({card.regime}) | `{Path(path).name}` | {card.parameter_count:,} {cost} {sample} |")
+        kind = f"{card.label} ({card.regime or card.task})"
+        lines.append(f"| {kind} | `{Path(path).name}` | {card.parameter_count:,} {cost} {sample} |")
     lines += ["", "Each model's command line is in its card (`training.command`)."]
     return "\n".join(lines) + "\n"
 
@@ -161,8 +208,11 @@ RESULTS_START, RESULTS_END = "<!-- results: generated by stn_core.evaluate -->",
 
 
 def cards_table(cards: dict[str, ModelCard]) -> str:
-    """The Table-1 layout of the errors recorded in ``cards`` (``ours (paper)``)."""
-    return results_table({path: card.test_error for path, card in cards.items()}, cards, show_paper=True)
+    """The Table-1 layout of the errors recorded in ``cards`` (``ours (paper)``), then the
+    several-digit models' table when there are any."""
+    recorded = {path: card.test_error for path, card in cards.items()}
+    tasks = tasks_table(recorded, cards)
+    return results_table(recorded, cards, show_paper=True) + (f"\n\n{tasks}" if tasks else "")
 
 
 def replace_results_section(text: str, table: str) -> str:
@@ -200,18 +250,25 @@ def main(argv=None) -> int:
 
     results, cards = evaluate_checkpoints(args.checkpoints, args.regimes, args.data_dir, args.device)
     print(results_table(results, cards, show_paper=args.paper))
+    tasks = tasks_table(results, cards)
+    if tasks:
+        print(f"\n{tasks}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.update_cards:
         for path, errors in results.items():
-            model = load(path)
+            model, card = load(path), cards[path]
+            if card.task is not None:
+                sample = task_errors(model, *task_sample_set(card.task))
+            else:
+                sample = {r: error_rate(model, *sample_test_set(r)) for r in errors}
             card = dataclasses.replace(
-                cards[path],
-                test_error={**cards[path].test_error, **{r: round(e, 4) for r, e in errors.items()}},
+                card,
+                test_error={**card.test_error, **{r: round(e, 4) for r, e in errors.items()}},
                 test_digits=TEST_DIGITS,
-                sample_error={r: round(error_rate(model, *sample_test_set(r)), 4) for r in errors},
+                sample_error={key: round(e, 4) for key, e in sample.items()},
             )
-            if args.angle_curve:
+            if args.angle_curve and card.task is None:
                 from .robustness import angle_curve  # imports this module: not at the top
 
                 images, labels = load_mnist("test", args.data_dir)

@@ -45,7 +45,7 @@ to right); ``forward_details`` also gives, per glimpse, ``theta`` ``(N, K, 6)``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import torch
@@ -65,6 +65,7 @@ __all__ = [
     "draw_task",
     "fixed_task_test_set",
     "initial_crops",
+    "task_errors",
 ]
 
 
@@ -83,7 +84,9 @@ class Task:
         classes: classes per output head (19 sums; 10 digits).
         heads: output heads (1 sum; one per digit of a sequence).
         description: one line, for people.
-        paper: where the task comes from, and its published numbers.
+        paper: where the task comes from.
+        published: the published test errors (%), by model label (``"2×ST-FCN"``): the
+            sum's error for addition, the per-digit error for sequences.
     """
 
     name: str
@@ -94,11 +97,19 @@ class Task:
     heads: int
     description: str
     paper: str
+    published: dict[str, float]
     # sequence layout: the widest gap between neighbouring digits (px), the steepest slope
     # (vertical px per horizontal px), and the clutter (fragments, side)
     max_gap: int = 0
     max_slope: float = 0.0
     clutter: tuple[int, int] | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The errors a model of this task is measured by (the keys of its card's
+        ``test_error``): ``sum`` wrong; or each ``digit`` wrong, and a whole ``sequence``
+        with any digit wrong."""
+        return ("sum",) if self.heads == 1 else ("digit", "sequence")
 
 
 TASKS = {
@@ -112,7 +123,8 @@ TASKS = {
             19,
             1,
             "two 42×42 channels, each an RTS-distorted digit; the label is their sum (0–18)",
-            "Jaderberg et al. 2015, appendix A.4: FCN 47.7, CNN 14.7, ST-FCN 18.5, 2×ST-FCN 5.8 (% error)",
+            "Jaderberg et al. 2015, appendix A.4",
+            {"FCN": 47.7, "CNN": 14.7, "ST-FCN": 18.5, "2×ST-FCN": 5.8},
         ),
         Task(
             "sequence",
@@ -122,7 +134,8 @@ TASKS = {
             10,
             3,
             "three digits left to right on 100×100 with random gaps and slope, eight 9×9 clutter fragments",
-            "Sønderby et al. 2015, table 1: CNN 2.9, ST-CNN 2.0, RNN-SPN 1.5 (% per-digit error)",
+            "Sønderby et al. 2015, table 1",
+            {"CNN": 2.9, "ST-CNN": 2.0, "RNN-SPN": 1.5},
             max_gap=8,
             max_slope=0.3,
             clutter=(8, 9),
@@ -187,24 +200,50 @@ def draw_task(task: str, images: Tensor, labels: Tensor, n: int, generator: torc
     return _sequence(images, labels, picks, generator, spec)
 
 
-def fixed_task_test_set(task: str, images: Tensor, labels: Tensor, seed: int = TEST_SEED) -> tuple[Tensor, Tensor]:
+def fixed_task_test_set(
+    task: str, images: Tensor, labels: Tensor, seed: int = TEST_SEED, count: int | None = None
+) -> tuple[Tensor, Tensor]:
     """The fixed test set of ``task``: one input per test digit ``i``, made of digit ``i``
     and the next ones of a seeded permutation (every test digit appears once in each
-    position), so ``N`` test digits give ``N`` inputs, identical for the same seed."""
+    position), so ``N`` test digits give ``N`` inputs, identical for the same seed.
+    ``count``: only the first ``count`` of those inputs (the same ones, built faster)."""
     spec = _task(task)
     generator = torch.Generator().manual_seed(seed)
     n = images.shape[0]
     order = torch.randperm(n, generator=generator)
     picks = torch.stack([torch.arange(n)] + [order.roll(-k) for k in range(spec.digits - 1)], 1)
     chunks = []
-    for start in range(0, n, 2000):
+    for start in range(0, n if count is None else min(n, count), 2000):
         part = picks[start : start + 2000]
         chunks.append(
             _addition(images, labels, part, generator)
             if spec.name == "addition"
             else _sequence(images, labels, part, generator, spec)
         )
-    return torch.cat([c[0] for c in chunks]), torch.cat([c[1] for c in chunks])
+    return torch.cat([c[0] for c in chunks])[:count], torch.cat([c[1] for c in chunks])[:count]
+
+
+@torch.inference_mode()
+def task_errors(model: nn.Module, inputs: Tensor, targets: Tensor, batch_size: int = 500) -> dict[str, float]:
+    """Test error (%) of a several-digit ``model`` on ``inputs``, one number per
+    :attr:`Task.metrics`: ``{"sum": e}`` (addition) or ``{"digit": e, "sequence": e}``.
+
+    >>> model = build_multi_model(MultiConfig("sequence", "cnn"))
+    >>> sorted(task_errors(model, torch.rand(4, 1, 100, 100), torch.zeros(4, 3, dtype=torch.long)))
+    ['digit', 'sequence']
+    """
+    device = next(model.parameters()).device
+    wrong = torch.cat(
+        [
+            (model(inputs[i : i + batch_size].to(device)).argmax(-1).cpu() != targets[i : i + batch_size]).reshape(
+                min(batch_size, inputs.shape[0] - i), -1
+            )
+            for i in range(0, inputs.shape[0], batch_size)
+        ]
+    )  # (N, heads)
+    if wrong.shape[1] == 1:
+        return {"sum": 100.0 * wrong.float().mean().item()}
+    return {"digit": 100.0 * wrong.float().mean().item(), "sequence": 100.0 * wrong.any(1).float().mean().item()}
 
 
 # -- the models -------------------------------------------------------------------------------
@@ -252,6 +291,49 @@ class MultiConfig:
     @property
     def spec(self) -> Task:
         return TASKS[self.task]
+
+    @property
+    def canvas_size(self) -> int:
+        return self.spec.canvas_size
+
+    @property
+    def label(self) -> str:
+        """The published name of the model kind: ``2×ST-FCN``, ``ST-FCN``, ``RNN-SPN``,
+        ``glimpse RNN``, ``CNN``, ``FCN``. The one place a multi-digit label is made."""
+        if self.model == "parallel-st":
+            count = f"{self.transformers}×" if self.transformers > 1 else ""
+            return f"{count}ST-{self.classifier.upper()}"
+        return {"rnn-spn": "RNN-SPN", "glimpse-rnn": "glimpse RNN"}.get(self.model, self.model.upper())
+
+    @property
+    def slug(self) -> str:
+        """The stable key: ``TASK-KIND`` (``addition-2st-fcn``, ``sequence-rnn-spn``)."""
+        kind = f"{self.transformers}st-{self.classifier}" if self.model == "parallel-st" else self.model
+        return f"{self.task}-{kind}"
+
+    def to_dict(self) -> dict:
+        """The architecture record of a model card: only the fields that apply to this kind."""
+        names = ["task", "model"]
+        if self.model == "parallel-st":
+            names += ["transformers", "classifier"]
+        if self.model in ("rnn-spn", "glimpse-rnn"):
+            names += ["glimpse_size", "crop_scale", "hidden"]
+        return {name: getattr(self, name) for name in names}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "MultiConfig":
+        """The config of an architecture record; a missing ``task`` or ``model``, an unknown
+        key or a bad value raises ``ValueError`` naming the field."""
+        if not isinstance(record, dict):
+            raise ValueError(f"an architecture record must be a JSON object, got {type(record).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(record) - set(known))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown field (expected some of {', '.join(known)})")
+        for name in ("task", "model"):
+            if record.get(name) is None:
+                raise ValueError(f"{name}: missing field")
+        return cls(**{k: v for k, v in record.items() if v is not None})
 
     @property
     def glimpses(self) -> int:

@@ -1,7 +1,14 @@
 """Train a classifier on distorted MNIST, end to end (spatial transformer included).
 
     python -m stn_core.train --model st-cnn --transform affine --regime RTS --epochs 20 --out runs/rts-st-cnn-affine
+    python -m stn_core.train --task sequence --model rnn-spn --epochs 20     # several digits (stn_core.multi)
     torchrun --nproc_per_node 2 -m stn_core.train ...    # data-parallel, gloo on CPU / nccl on GPU
+
+With ``--task`` (``addition`` or ``sequence``) the run trains a several-digit model of
+:mod:`stn_core.multi` instead (``--model`` one of ``MULTI_MODELS[task]``): each batch is
+drawn by :func:`stn_core.multi.draw_task` from the training digits, the loss is the cross
+entropy summed over the output heads, and the test errors are the task's metrics on its
+fixed test set (:func:`stn_core.multi.fixed_task_test_set`).
 
 Every epoch draws fresh distortions of the 60,000 training digits; the test error is
 measured on the regime's fixed test set (:func:`stn_core.distortions.fixed_test_set`).
@@ -46,10 +53,12 @@ from .evaluate import error_rate, regime_test_set
 from .geometry import TRANSFORM_NAMES
 from .mnist import TRAIN_DIGITS, load_mnist
 from .models import MODEL_NAMES, ModelConfig, build_model
+from .multi import MULTI_MODELS, TASKS, MultiConfig, build_multi_model, draw_task, fixed_task_test_set, task_errors
 
 # The training recipe: what a run learns depends on these options; the others only say
 # where it writes, on which device and how it is split across processes.
 RECIPE = (
+    "task",
     "model",
     "transform",
     "regime",
@@ -65,10 +74,25 @@ RECIPE = (
     "seed",
     "train_subset",
     "init",
+    "transformers",
+    "classifier",
 )
 # Options that define the run: a resumed run must agree on all of them (the recipe, and
 # what its recorded test error is measured on).
 RUN_DEFINING = (*RECIPE, "test_subset")
+# Parameters trained at --loc-lr: the localisation nets (single-digit models' spatial
+# transformer; a parallel model's localisers; a recurrent model's encoders, GRU and regressor).
+LOCALISATION = (
+    "spatial_transformer.",
+    "localisers.",
+    "regressors.",
+    "encoder.",
+    "encode.",
+    "glimpse_encoder.",
+    "glimpse_encode.",
+    "gru.",
+    "regressor.",
+)
 TIMELAPSE_DIGITS = 16  # fixed test digits a time-lapse records
 
 
@@ -77,8 +101,12 @@ def recipe(args: argparse.Namespace) -> dict:
     return {option: getattr(args, option) for option in RECIPE}
 
 
-def model_config(args: argparse.Namespace) -> ModelConfig:
-    """The :class:`ModelConfig` of parsed arguments (the canvas is the regime's)."""
+def model_config(args: argparse.Namespace) -> ModelConfig | MultiConfig:
+    """The :class:`ModelConfig` of parsed arguments (the canvas is the regime's), or with
+    ``--task`` the :class:`~stn_core.multi.MultiConfig`."""
+    if args.task:
+        options = {"transformers": args.transformers, "classifier": args.classifier}
+        return MultiConfig(args.task, args.model, **{k: v for k, v in options.items() if v is not None})
     return ModelConfig(
         model=args.model,
         canvas_size=REGIMES[args.regime].canvas_size,
@@ -91,7 +119,11 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stn_core.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=MODEL_NAMES, default="st-cnn")
+    multi_models = sorted({name for names in MULTI_MODELS.values() for name in names} - set(MODEL_NAMES))
+    parser.add_argument("--task", choices=list(TASKS), help="train a several-digit model (stn_core.multi) instead")
+    parser.add_argument("--model", choices=[*MODEL_NAMES, *multi_models], default="st-cnn")
+    parser.add_argument("--transformers", type=int, default=2, help="--task addition --model parallel-st: side by side")
+    parser.add_argument("--classifier", choices=("fcn", "cnn"), default="fcn", help="--model parallel-st: its classifier")
     parser.add_argument("--transform", choices=TRANSFORM_NAMES, default="affine", help="for st-cnn / st-fcn")
     parser.add_argument("--regime", choices=list(REGIMES), default="RTS")
     parser.add_argument("--output-size", type=int, help="side of the spatial transformer's output (default: canvas)")
@@ -121,6 +153,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-subset", type=int, help="train on the first N training digits only")
     parser.add_argument("--test-subset", type=int, help="measure on the first N fixed test digits only")
     args = parser.parse_args(argv)
+    if args.task:  # these options belong to single-digit models
+        args.regime = args.transform = args.output_size = None
+        if args.model != "parallel-st":
+            args.transformers = args.classifier = None
+    else:
+        args.transformers = args.classifier = None
     if args.model in ("cnn", "fcn"):
         args.transform = None
         args.output_size = None
@@ -235,7 +273,13 @@ def train(args: argparse.Namespace) -> ModelCard | None:
         images, labels = images[: args.train_subset], labels[: args.train_subset]
     train_images = as_float_images(images).to(device)  # also the clutter pool for TC
     train_labels = labels.to(device)
-    test_images, test_labels = regime_test_set(args.regime, args.data_dir)
+    if args.task:
+        test_digits, test_digit_labels = load_mnist("test", args.data_dir)
+        test_images, test_labels = fixed_task_test_set(
+            args.task, as_float_images(test_digits), test_digit_labels, count=args.test_subset
+        )
+    else:
+        test_images, test_labels = regime_test_set(args.regime, args.data_dir)
     if args.test_subset:
         test_images, test_labels = test_images[: args.test_subset], test_labels[: args.test_subset]
 
@@ -247,10 +291,11 @@ def train(args: argparse.Namespace) -> ModelCard | None:
     local_batch = args.batch_size // world_size
 
     torch.manual_seed(args.seed)  # identical initial weights in every process
-    model = build_model(model_config(args)).to(device)
+    config = model_config(args)
+    model = (build_multi_model(config) if args.task else build_model(config)).to(device)
     init_record = _initialise_from(model, args.init) if args.init else None
-    localisation = [p for n, p in model.named_parameters() if n.startswith("spatial_transformer.")]
-    others = [p for n, p in model.named_parameters() if not n.startswith("spatial_transformer.")]
+    localisation = [p for n, p in model.named_parameters() if n.startswith(LOCALISATION)]
+    others = [p for n, p in model.named_parameters() if not n.startswith(LOCALISATION)]
     groups = [{"params": others, "lr": args.lr}] + ([{"params": localisation, "lr": args.loc_lr}] if localisation else [])
     if args.optimizer == "adam":
         optimizer = torch.optim.Adam(groups, weight_decay=args.weight_decay)
@@ -299,18 +344,24 @@ def train(args: argparse.Namespace) -> ModelCard | None:
         )
         for step in progress:
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
-            distortion = draw_distortion(args.regime, len(batch), generator, pool_size=train_images.shape[0])
             mine = slice(rank * local_batch, (rank + 1) * local_batch)
-            index = batch[mine].to(device)
-            inputs = distort(train_images[index], distortion[mine], pool=train_images)
+            if args.task:  # the task draws its own digits for each input
+                inputs, targets = draw_task(args.task, train_images, train_labels, len(batch), generator)
+                inputs, targets = inputs[mine], targets[mine]
+            else:
+                distortion = draw_distortion(args.regime, len(batch), generator, pool_size=train_images.shape[0])
+                index = batch[mine].to(device)
+                inputs = distort(train_images[index], distortion[mine], pool=train_images)
+                targets = train_labels[index]
             logits = trained(inputs)
-            loss = F.cross_entropy(logits, train_labels[index])
+            # Several heads (a sequence's digits): one cross entropy over every head's answer.
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             loss_sum += loss.detach()
-            wrong += (logits.argmax(1) != train_labels[index]).sum()
+            wrong += (logits.argmax(-1) != targets).sum()
             if recorder:
                 recorder.record(model, (epoch - 1) * steps_per_epoch + step + 1)
         images_seen += steps_per_epoch * args.batch_size
@@ -318,12 +369,17 @@ def train(args: argparse.Namespace) -> ModelCard | None:
 
         if rank == 0:
             trained.eval()
-            test_error = error_rate(model, test_images, test_labels)
+            if args.task:
+                test_errors = {metric: round(error, 4) for metric, error in task_errors(model, test_images, test_labels).items()}
+            else:
+                test_errors = {args.regime: round(error_rate(model, test_images, test_labels), 4)}
+            answers_per_input = TASKS[args.task].heads if args.task else 1
             record = {
                 "epoch": epoch,
                 "train_loss": round(float(loss_sum) / steps_per_epoch, 5),
-                "train_error": round(100.0 * float(wrong) / (steps_per_epoch * local_batch), 4),
-                "test_error": round(test_error, 4),
+                "train_error": round(100.0 * float(wrong) / (steps_per_epoch * local_batch * answers_per_input), 4),
+                "test_error": next(iter(test_errors.values())),
+                **({"test_errors": test_errors} if args.task else {}),
                 "lr": schedule.get_last_lr()[0],
                 "images_seen": images_seen,
                 "wall_time_s": round(wall_time, 1),
@@ -331,7 +387,7 @@ def train(args: argparse.Namespace) -> ModelCard | None:
             with open(out / "log.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             tqdm.write(json.dumps(record))
-            details = _card_details(args, epoch, images_seen, wall_time, test_error, device, world_size, test_images.shape[0])
+            details = _card_details(args, epoch, images_seen, wall_time, test_errors, device, world_size, test_images.shape[0])
             if args.init:
                 details["training"] = dataclasses.replace(details["training"], init=init_record)
             card = save_model(model, out / f"{args.name}.safetensors", **details)
@@ -382,9 +438,10 @@ def _initialise_from(model: torch.nn.Module, path: str) -> str:
     return f"{source.card.name} sha256:{source.card.weights_sha256}"
 
 
-def _card_details(args, epoch, images_seen, wall_time, test_error, device, world_size, test_digits) -> dict:
+def _card_details(args, epoch, images_seen, wall_time, test_errors, device, world_size, test_digits) -> dict:
     """The model card's fields that training knows (:func:`save_model` adds the rest)."""
     threads = torch.get_num_threads()
+    has_localisation = model_config(args).glimpses > 0 if args.task else args.transform is not None
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} thread{'s' * (threads != 1)})"
     training = TrainingRecord(
         epochs=epoch,
@@ -395,7 +452,7 @@ def _card_details(args, epoch, images_seen, wall_time, test_error, device, world
         processes=world_size,
         optimizer=args.optimizer,
         lr=args.lr,
-        loc_lr=args.loc_lr if args.transform else None,
+        loc_lr=args.loc_lr if has_localisation else None,
         batch_size=args.batch_size,
         weight_decay=args.weight_decay,
         seed=args.seed,
@@ -404,8 +461,8 @@ def _card_details(args, epoch, images_seen, wall_time, test_error, device, world
     )
     return {
         "name": args.name,
-        "regime": args.regime,
-        "test_error": {args.regime: round(test_error, 4)},
+        **({"task": args.task} if args.task else {"regime": args.regime}),
+        "test_error": test_errors,
         "test_digits": test_digits,
         "training": training,
         "torch_version": torch.__version__,

@@ -103,9 +103,12 @@ class InferenceService:
         models = {}
         for weights in sorted(Path(model_dir).glob("*.safetensors")):
             try:
-                models[weights.stem] = load(weights, device=self.device)
+                model = load(weights, device=self.device)
             except CheckpointError as error:
                 log.error("not serving %s: %s", weights.name, error)
+                continue
+            if model.card.task is None:  # several-digit models are not the main view's
+                models[weights.stem] = model
         baselines = {m.card.regime: m for m in models.values() if m.config.model == "cnn"}
         self.choices: dict[str, ModelChoice] = {}
         for name, model in models.items():

@@ -1,8 +1,14 @@
-"""stn_core.multi: the several-digit tasks' data and models."""
+"""stn_core.multi: the several-digit tasks' data and models, their cards, training and evaluation."""
+
+import json
+import re
 
 import pytest
 import torch
 
+from stn_core.cards import CardError, ModelCard, model_slug
+from stn_core.checkpoints import load, save_model
+from stn_core.evaluate import main as evaluate_main
 from stn_core.multi import (
     TASKS,
     MultiConfig,
@@ -11,7 +17,9 @@ from stn_core.multi import (
     fixed_task_test_set,
     initial_crops,
     sequence_layout,
+    task_errors,
 )
+from stn_core.train import parse_args, train
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +168,88 @@ def test_bad_configs_and_inputs_are_refused():
         MultiConfig("addition", "parallel-st", transformers=9)
     with pytest.raises(ValueError, match=r"expected sequence inputs of shape \(N, 1, 100, 100\), got \(2, 1, 42, 42\)"):
         build_multi_model(MultiConfig("sequence", "cnn"))(torch.rand(2, 1, 42, 42))
+
+
+# -- cards, loading, training and evaluation of several-digit models -----------------------------
+
+
+@pytest.mark.parametrize(
+    "config, slug, label",
+    [
+        (MultiConfig("addition", "parallel-st"), "addition-2st-fcn", "2×ST-FCN"),
+        (MultiConfig("addition", "parallel-st", transformers=1), "addition-1st-fcn", "ST-FCN"),
+        (MultiConfig("addition", "fcn"), "addition-fcn", "FCN"),
+        (MultiConfig("sequence", "rnn-spn", hidden=32), "sequence-rnn-spn", "RNN-SPN"),
+        (MultiConfig("sequence", "glimpse-rnn", hidden=32), "sequence-glimpse-rnn", "glimpse RNN"),
+        (MultiConfig("sequence", "cnn"), "sequence-cnn", "CNN"),
+    ],
+)
+def test_a_saved_several_digit_model_loads_with_its_task_card(tmp_path, config, slug, label):
+    torch.manual_seed(0)
+    model = build_multi_model(config)
+    metrics = {m: 1.0 for m in config.spec.metrics}
+    card = save_model(
+        model, tmp_path / f"{slug}.safetensors", name=model_slug(None, config), task=config.task, test_error=metrics
+    )
+    loaded = load(tmp_path / f"{slug}.safetensors")
+    assert (card.name, card.label, card.display_name) == (slug, label, f"{config.task} · {label}")
+    assert loaded.card == card and loaded.config == config and card.regime is None
+    record = json.loads((tmp_path / f"{slug}.json").read_text())
+    assert record["task"] == config.task and "regime" not in record and record["architecture"] == config.to_dict()
+    x = torch.rand(2, config.spec.channels, config.canvas_size, config.canvas_size)
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.update(regime="RTS"), "regime: a sequence model has a task, not a regime"),
+        (lambda r: r.update(task="division"), "task: unknown task 'division'"),
+        (lambda r: r.update(test_error={"RTS": 1.0}), "test_error.RTS: unknown metric; expected one of digit, sequence"),
+        (lambda r: r.update(angle_error={"0": 1.0}), "angle_error: only single-digit models have an angle curve"),
+        (lambda r: r["architecture"].update(model="parallel-st"), "'parallel-st' is not a sequence model"),
+        (lambda r: r["architecture"].update(crop="big"), "architecture.crop: unknown field"),
+        (lambda r: r["architecture"].update(task="addition"), "architecture must be a MultiConfig of task 'sequence'"),
+    ],
+)
+def test_a_bad_task_card_is_refused_naming_the_field(change, message):
+    config = MultiConfig("sequence", "cnn")
+    record = ModelCard("sequence-cnn", None, config, 10, "0" * 64, {"digit": 1.0, "sequence": 3.0}, task="sequence").to_dict()
+    change(record)
+    with pytest.raises(CardError, match=re.escape(message)):
+        ModelCard.from_dict(record)
+
+
+@pytest.mark.slow
+def test_training_a_task_model_writes_its_card_and_evaluate_prints_the_published_number(tmp_path, mnist_dir, capsys):
+    out = tmp_path / "run"
+    argv = ["--task", "addition", "--model", "parallel-st", "--transformers", "1", "--epochs", "1", "--batch-size", "32"]
+    argv += ["--train-subset", "128", "--test-subset", "64", "--data-dir", str(mnist_dir), "--out", str(out)]
+    card = train(parse_args(argv))
+    assert card.name == "addition-1st-fcn" and card.task == "addition" and set(card.test_error) == {"sum"}
+    assert card.training.loc_lr == card.training.lr and card.training.images_seen == 128
+    log = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert log["test_errors"] == card.test_error
+    assert evaluate_main([str(out / "addition-1st-fcn.safetensors"), "--data-dir", str(mnist_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "| task | model | error % (ours) | published |" in printed
+    assert re.search(r"\| addition \| ST-FCN \| \d+\.\d\d sum \| 18\.5 \|", printed)
+
+
+def test_task_options_are_checked_by_the_training_command():
+    with pytest.raises(SystemExit):
+        parse_args(["--task", "sequence", "--model", "st-cnn"])  # a single-digit model
+    args = parse_args(["--task", "sequence", "--model", "rnn-spn"])
+    assert args.regime is None and args.transform is None and args.transformers is None and args.name == "sequence-rnn-spn"
+
+
+def test_task_errors_count_each_digit_and_each_whole_sequence():
+    class Fixed(torch.nn.Module):  # reads 0, 1, 2 for every input
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.tensor([0, 1, 2]), 10).float().expand(x.shape[0], 3, 10)
+
+    model = Fixed()
+    model.dummy = torch.nn.Parameter(torch.zeros(1))
+    targets = torch.tensor([[0, 1, 2], [0, 1, 9], [5, 5, 5], [0, 1, 2]])
+    errors = task_errors(model, torch.zeros(4, 1, 100, 100), targets, batch_size=3)
+    assert errors == {"digit": pytest.approx(100 * 4 / 12), "sequence": 50.0}
