@@ -10,6 +10,7 @@ from stn_core.cards import CardError, ModelCard, model_slug
 from stn_core.checkpoints import load, save_model
 from stn_core.evaluate import main as evaluate_main
 from stn_core.multi import (
+    MULTI_MODELS,
     TASKS,
     MultiConfig,
     build_multi_model,
@@ -253,3 +254,9 @@ def test_task_errors_count_each_digit_and_each_whole_sequence():
     targets = torch.tensor([[0, 1, 2], [0, 1, 9], [5, 5, 5], [0, 1, 2]])
     errors = task_errors(model, torch.zeros(4, 1, 100, 100), targets, batch_size=3)
     assert errors == {"digit": pytest.approx(100 * 4 / 12), "sequence": 50.0}
+
+
+@pytest.mark.parametrize("task, model", [(task, model) for task, models in MULTI_MODELS.items() for model in models])
+def test_every_several_digit_model_fits_a_weights_file_under_10_mb(task, model):
+    parameters = sum(p.numel() for p in build_multi_model(MultiConfig(task, model)).parameters())
+    assert 4 * parameters < 10 * 1024 * 1024  # float32 weights: a Space then needs no Git LFS
