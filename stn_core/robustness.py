@@ -5,17 +5,27 @@ error at each angle says what they will see. :func:`angle_curve` measures it on 
 MNIST test digits (or any digits given), each turned by exactly that angle about its centre
 at scale 1 on the model's canvas, nothing else changed: ``{angle: error %}``.
 
+Where a model fails at an angle, :func:`confusions_at` names the commonest pairs; from the
+command line (the 10,000 MNIST test digits, ``$STN_DATA_DIR``):
+
+    python -m stn_core.robustness pretrained/full-st-cnn-affine.safetensors --confusions 150 180
+
 >>> ANGLES[:3], len(ANGLES)
 ((-180, -165, -150), 25)
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 import torch
 from torch import Tensor, nn
 
-from .distortions import Distortion, distort
+from .checkpoints import load
+from .distortions import Distortion, as_float_images, distort
 from .evaluate import error_rate
+from .mnist import load_mnist
 
 __all__ = ["ANGLES", "angle_curve", "confusions_at"]
 
@@ -51,3 +61,28 @@ def confusions_at(model: nn.Module, images: Tensor, labels: Tensor, angle: float
     unique, counts = pairs.unique(dim=0, return_counts=True)
     order = counts.argsort(descending=True)[:top]
     return [(int(unique[i, 0]), int(unique[i, 1]), int(counts[i])) for i in order]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stn_core.robustness", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="a .safetensors file with its card")
+    parser.add_argument("--confusions", nargs="+", type=float, default=[180.0], help="angles (degrees)")
+    parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
+    args = parser.parse_args(argv)
+    model = load(args.checkpoint)
+    images, labels = load_mnist("test", args.data_dir)
+    images = as_float_images(images)
+    print(f"{model.card.display_name} ({model.card.name}): commonest confusions of the {len(labels):,} test digits")
+    print("| angle | error % | true → read (digits) |\n|---:|---:|---|")
+    for angle in args.confusions:
+        error = angle_curve(model, images, labels, angles=(angle,))[int(angle)]
+        pairs = ", ".join(
+            f"{true} → {read} ({count})" for true, read, count in confusions_at(model, images, labels, angle, args.top)
+        )
+        print(f"| {angle:g}° | {error:.2f} | {pairs} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,6 @@
 """The angle curve (stn_core.robustness) on the shipped RTS model and the shipped digits."""
 
+import pytest
 import torch.nn.functional as F
 
 from stn_core import load
@@ -34,3 +35,16 @@ def test_confusions_count_the_misread_digits_at_an_angle(sample_digits):
     assert all(true != read for true, read, _ in pairs)
     assert sum(count for _, _, count in pairs) == round(curve[180] * images.shape[0] / 100)
     assert len(ANGLES) == 25 and ANGLES[0] == -180 and ANGLES[-1] == 180
+
+
+@pytest.mark.slow
+def test_the_command_prints_each_angles_error_and_commonest_confusions(mnist_dir, capsys):
+    from stn_core.robustness import main
+
+    assert main([str(RTS_CNN), "--confusions", "0", "180", "--top", "2", "--data-dir", str(mnist_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("RTS · CNN (rts-cnn)") and lines[1] == "| angle | error % | true → read (digits) |"
+    rows = {line.split(" | ")[0]: line for line in lines[3:]}
+    assert set(rows) == {"| 0°", "| 180°"}
+    upright_error, upside_down_error = (float(rows[key].split(" | ")[1]) for key in ("| 0°", "| 180°"))
+    assert upright_error < 3 < 30 < upside_down_error and rows["| 180°"].count("→") == 2
