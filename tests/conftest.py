@@ -36,6 +36,8 @@ def sample_digits():
 # Untrained but complete models, one per kind the app serves: enough to exercise every
 # handler without depending on the shipped weights (tests of those live in test_pretrained).
 APP_MODELS = [
+    ("full-st-cnn-affine", "FULL", {"model": "st-cnn", "transform": "affine", "canvas_size": 42, "batch_norm": True}),
+    ("full-cnn", "FULL", {"model": "cnn", "canvas_size": 42, "batch_norm": True}),
     ("rts-st-cnn-affine", "RTS", {"model": "st-cnn", "transform": "affine", "canvas_size": 42, "batch_norm": True}),
     ("rts-cnn", "RTS", {"model": "cnn", "canvas_size": 42, "batch_norm": True}),
     ("tc-st-cnn-attention", "TC", {"model": "st-cnn", "transform": "attention", "canvas_size": 60, "output_size": 30}),

@@ -140,8 +140,8 @@ def test_shipped_st_cnn_keeps_its_answer_when_the_digit_turns(shipped_client, la
     upright_right, st_kept, cnn_kept = 0, 0, 0
     for index in range(40):
         path, label = _digit_file(lab, index, tmp_path)
-        upright = shipped_client.predict(handle_file(str(path)), 0, 1, 0, 0, "", api_name="/predict")
-        turned = shipped_client.predict(handle_file(str(path)), 60, 1, 0, 0, "", api_name="/predict")
+        upright = shipped_client.predict(handle_file(str(path)), 0, 1, 0, 0, "rts-st-cnn-affine", api_name="/predict")
+        turned = shipped_client.predict(handle_file(str(path)), 60, 1, 0, 0, "rts-st-cnn-affine", api_name="/predict")
         upright_right += upright["st_label"] == label
         st_kept += turned["st_label"] == upright["st_label"]
         cnn_kept += turned["cnn_label"] == upright["cnn_label"]

@@ -13,7 +13,8 @@ from stn_lab.service import InferenceService
 
 def test_service_keys_each_st_model_by_slug_and_pairs_it_with_its_regimes_cnn(lab):
     choices = lab.service.choices
-    assert set(choices) == {"rts-st-cnn-affine", "tc-st-cnn-attention", "e-st-cnn-tps", "p-st-cnn-projective"}
+    served = {"full-st-cnn-affine", "rts-st-cnn-affine", "tc-st-cnn-attention", "e-st-cnn-tps", "p-st-cnn-projective"}
+    assert set(choices) == served
     assert all(choice.key == key for key, choice in choices.items())
     assert choices["rts-st-cnn-affine"].title == "RTS · ST-CNN Aff" and choices["tc-st-cnn-attention"].title == "TC · ST-CNN Att"
     assert choices["rts-st-cnn-affine"].cnn is not None and choices["e-st-cnn-tps"].cnn is None
@@ -26,7 +27,7 @@ def test_the_default_model_is_a_setting_that_falls_back_when_not_shipped(lab, mo
 
     monkeypatch.setenv("STN_DEFAULT_MODEL", "tc-st-cnn-attention")
     assert lab.service.default_key() == "tc-st-cnn-attention"
-    monkeypatch.setenv("STN_DEFAULT_MODEL", "full-st-cnn-affine")  # not in this folder
+    monkeypatch.setenv("STN_DEFAULT_MODEL", "r-st-cnn-affine")  # not in this folder
     assert lab.service.default_key() == next(iter(lab.service.choices))
     monkeypatch.delenv("STN_DEFAULT_MODEL")
     monkeypatch.setattr(service, "DEFAULT_MODEL", "e-st-cnn-tps")  # the one line to change

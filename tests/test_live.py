@@ -19,6 +19,7 @@ import torch
 
 from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
 from stn_lab.live import CLOSE_BUSY, MAX_MESSAGE_BYTES, LiveHub, decode_digit, encode_digit
+from stn_lab.service import DEFAULT_MODEL
 from tests.helpers import ROOT
 from tests.live_helpers import LiveSocket, pixels
 
@@ -195,13 +196,13 @@ def test_missing_controls_take_their_defaults_and_out_of_range_ones_are_clamped(
         at_bounds = dict(rotation=180, scale=2, shift_x=-1, shift_y=1, shear=1, perspective=2, elastic=3, seed=0)
         requests = {
             1: {"type": "frame", "seq": 1},  # no model and no controls: the default model and controls
-            2: {"type": "frame", "seq": 2, "model": MODEL, "controls": defaults},
-            3: {"type": "frame", "seq": 3, "model": MODEL, "controls": beyond},
-            4: {"type": "frame", "seq": 4, "model": MODEL, "controls": at_bounds},
+            2: {"type": "frame", "seq": 2, "model": DEFAULT_MODEL, "controls": defaults},
+            3: {"type": "frame", "seq": 3, "model": DEFAULT_MODEL, "controls": beyond},
+            4: {"type": "frame", "seq": 4, "model": DEFAULT_MODEL, "controls": at_bounds},
         }
         answers = {seq: await browser.ask(request) for seq, request in requests.items()}
         assert all(answer["type"] == "frame" for answer in answers.values()), answers
-        assert answers[1]["model"] == MODEL
+        assert answers[1]["model"] == DEFAULT_MODEL
         without_seq = {seq: {k: v for k, v in answer.items() if k != "seq"} for seq, answer in answers.items()}
         assert without_seq[1] == without_seq[2]
         assert without_seq[3] == without_seq[4]

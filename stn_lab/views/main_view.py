@@ -48,13 +48,15 @@ MORE_SLIDERS = ("shear", "perspective", "elastic")
 # preset shows the spatial transformer succeeding (tests/test_presets.py asserts it),
 # except the one marked as a lesson.
 PRESETS = {
+    "upside-down 7": (dict(rotation=180.0), 7, "FULL"),
     "turned 4": (dict(rotation=-40.0), 4, None),
     "small, off-centre 3": (dict(scale=0.72, shift_x=0.3, shift_y=-0.25), 3, None),
     "big, tilted 2": (dict(rotation=35.0, scale=1.15), 2, None),
     "cluttered 4": (dict(clutter=True, shift_x=-0.4, shift_y=0.3, seed=3), 4, "TC"),
 }
-LESSON_PRESET = "upside-down 7 (outside the trained range)"
-LESSONS = {LESSON_PRESET: (dict(rotation=180.0), 7, None)}
+# The lesson: the same upside-down 7 on the RTS model, trained on ±45° only.
+LESSON_PRESET = "±45° model at 180° (outside its trained range)"
+LESSONS = {LESSON_PRESET: (dict(rotation=180.0), 7, "RTS")}
 
 LIVE_VIEW = """
 <div id="stn-live-view" class="stn-empty" data-frames="0" data-ranges="{ranges}">
@@ -135,7 +137,7 @@ def build(lab: Lab) -> MainView:
         with gr.Column(scale=3, min_width=320):
             gr.HTML(LIVE_VIEW.format(ranges=html.escape(json.dumps(ranges))), elem_id="stn-live-html", padding=False)
         with gr.Column(scale=1, min_width=250):
-            with gr.Tabs():
+            with gr.Tabs(elem_id="stn-source"):
                 with gr.Tab("Sample"):
                     gallery = gr.Gallery(
                         value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(24)],
