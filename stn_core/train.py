@@ -240,7 +240,9 @@ class TimelapseRecorder:
         model.train(was_training)
         self.steps.append(step)
         self.thetas.append(details.theta.cpu().numpy())
-        self.warped.append(_to_bytes(details.warped[:, 0]))
+        # one channel of what the classifier saw: (D, out, out), or (D, K, h, w) per glimpse
+        warped = details.glimpses[:, :, 0] if hasattr(details, "glimpses") else details.warped[:, 0]
+        self.warped.append(_to_bytes(warped))
 
     def save(self) -> None:
         lapse = timelapse.Timelapse(
@@ -252,6 +254,11 @@ class TimelapseRecorder:
             batch_size=self.batch_size,
         )
         timelapse.save(self.path, lapse)
+
+
+def _has_transformer(args: argparse.Namespace) -> bool:
+    """Whether the run's model has a spatial transformer (a localisation net and a theta)."""
+    return model_config(args).glimpses > 0 if args.task else args.transform is not None
 
 
 def _command_line() -> str:
@@ -320,7 +327,7 @@ def train(args: argparse.Namespace) -> ModelCard | None:
 
     trained = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     recorder = None
-    if args.timelapse_every and args.transform and rank == 0:
+    if args.timelapse_every and _has_transformer(args) and rank == 0:
         recorder = TimelapseRecorder(
             out / "timelapse.npz",
             test_images[:TIMELAPSE_DIGITS].to(device),
@@ -441,7 +448,7 @@ def _initialise_from(model: torch.nn.Module, path: str) -> str:
 def _card_details(args, epoch, images_seen, wall_time, test_errors, device, world_size, test_digits) -> dict:
     """The model card's fields that training knows (:func:`save_model` adds the rest)."""
     threads = torch.get_num_threads()
-    has_localisation = model_config(args).glimpses > 0 if args.task else args.transform is not None
+    has_localisation = _has_transformer(args)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} thread{'s' * (threads != 1)})"
     training = TrainingRecord(
         epochs=epoch,

@@ -3,9 +3,11 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
+from stn_core import timelapse
 from stn_core.cards import CardError, ModelCard, model_slug
 from stn_core.checkpoints import load, save_model
 from stn_core.evaluate import main as evaluate_main
@@ -235,6 +237,20 @@ def test_training_a_task_model_writes_its_card_and_evaluate_prints_the_published
     printed = capsys.readouterr().out
     assert "| task | model | error % (ours) | published |" in printed
     assert re.search(r"\| addition \| ST-FCN \| \d+\.\d\d sum \| 18\.5 \|", printed)
+
+
+@pytest.mark.slow
+def test_a_recurrent_models_timelapse_records_every_glimpse_of_fixed_test_canvases(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    argv = ["--task", "sequence", "--model", "glimpse-rnn", "--epochs", "1", "--batch-size", "16", "--timelapse-every", "2"]
+    argv += ["--train-subset", "64", "--test-subset", "20", "--data-dir", str(mnist_dir), "--out", str(out)]
+    train(parse_args(argv))
+    lapse = timelapse.load(out / "timelapse.npz")
+    assert lapse.steps.tolist() == [0, 2, 4]
+    assert lapse.theta.shape == (3, 16, 3, 6) and lapse.warped.shape == (3, 16, 3, 28, 28)
+    assert lapse.canvases.shape == (16, 100, 100) and lapse.labels.shape == (16, 3)
+    # frame 0 is the untrained model: its glimpses are exactly the documented crops
+    assert np.allclose(lapse.theta[0], initial_crops(3, 0.3).numpy()[None], atol=1e-6)
 
 
 def test_task_options_are_checked_by_the_training_command():
