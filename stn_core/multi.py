@@ -62,9 +62,12 @@ __all__ = [
     "MultiOutput",
     "Task",
     "build_multi_model",
+    "compose_sequence",
     "draw_task",
     "fixed_task_test_set",
     "initial_crops",
+    "sequence_clutter",
+    "sequence_layout",
     "task_errors",
 ]
 
@@ -175,15 +178,41 @@ def sequence_layout(n: int, generator: torch.Generator, task: Task = TASKS["sequ
     return torch.stack([x, first[:, None] + rise], -1)
 
 
-def _sequence(images: Tensor, labels: Tensor, picks: Tensor, generator: torch.Generator, task: Task) -> tuple[Tensor, Tensor]:
-    n = picks.shape[0]
-    canvas = torch.zeros(n, 1, task.canvas_size, task.canvas_size)
-    # Whole digits pasted as 28x28 "fragments" at whole pixels: crisp, and max-composited.
-    digits = Clutter(picks, torch.zeros(n, task.digits, 2, dtype=torch.long), sequence_layout(n, generator, task), DIGIT_SIZE)
-    canvas = add_clutter(canvas, images, digits)
+def compose_sequence(pool: Tensor, picks: Tensor, places: Tensor, clutter: Clutter | None = None) -> Tensor:
+    """Sequence canvases ``(N, 1, 100, 100)``: digit ``pool[picks[i, k]]`` pasted with its
+    top-left pixel at ``places[i, k]`` (``(x, y)``), then the ``clutter`` fragments (cut
+    from ``pool`` too), all max-composited at whole pixels, so every digit stays crisp.
+
+    Args:
+        pool: ``(P, 1, 28, 28)`` float digits in [0, 1].
+        picks: ``(N, D)`` long indices into ``pool``.
+        places: ``(N, D, 2)`` long top-left pixels, each within ``[0, 72]``.
+
+    >>> pool = torch.zeros(1, 1, 28, 28); pool[0, 0, 14, 14] = 1.0
+    >>> canvas = compose_sequence(pool, torch.zeros(1, 1, dtype=torch.long), torch.tensor([[[50, 10]]]))
+    >>> canvas[0, 0].nonzero().tolist()  # (row, column) = (y + 14, x + 14)
+    [[24, 64]]
+    """
+    side = TASKS["sequence"].canvas_size
+    room = side - DIGIT_SIZE
+    if places.shape != (*picks.shape, 2) or places.min() < 0 or places.max() > room:
+        raise ValueError(f"places must be (N, D, 2) = {(*picks.shape, 2)} whole pixels in [0, {room}], got {tuple(places.shape)}")
+    canvas = torch.zeros(picks.shape[0], 1, side, side, device=pool.device)
+    digits = Clutter(picks, torch.zeros_like(places), places, DIGIT_SIZE)
+    canvas = add_clutter(canvas, pool, digits)
+    return canvas if clutter is None else add_clutter(canvas, pool, clutter)
+
+
+def sequence_clutter(n: int, pool_size: int, generator: torch.Generator, task: Task = TASKS["sequence"]) -> Clutter:
+    """The task's random clutter for ``n`` canvases (fragments cut from a pool of ``pool_size``)."""
     fragments, side = task.clutter
-    clutter = draw_clutter(n, task.canvas_size, images.shape[0], generator, fragments=fragments, size=side)
-    return add_clutter(canvas, images, clutter), labels[picks]
+    return draw_clutter(n, task.canvas_size, pool_size, generator, fragments=fragments, size=side)
+
+
+def _sequence(images: Tensor, labels: Tensor, picks: Tensor, generator: torch.Generator, task: Task) -> tuple[Tensor, Tensor]:
+    places = sequence_layout(picks.shape[0], generator, task)
+    canvas = compose_sequence(images, picks, places, sequence_clutter(picks.shape[0], images.shape[0], generator, task))
+    return canvas, labels[picks]
 
 
 def draw_task(task: str, images: Tensor, labels: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

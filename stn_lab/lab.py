@@ -501,7 +501,7 @@ QUERY_KEYS = {
     "elastic": "elastic",
     "seed": "seed",
 }
-TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter")
+TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter", "several")
 # The query parameters a link may carry (anything else, such as ?live=off, is not a view).
 LINK_KEYS = (*QUERY_KEYS, "clutter", "sample", "digit", "model", "tab")
 

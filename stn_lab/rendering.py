@@ -22,8 +22,10 @@ from PIL import Image
 from stn_core.geometry import ThinPlateSpline, Transform, decompose_affine
 
 __all__ = [
+    "GLIMPSE_COLOURS",
     "GRID_COLOUR",
     "grid_lines",
+    "glimpses_svg",
     "grid_svg",
     "picture_html",
     "png_data_url",
@@ -97,6 +99,32 @@ def _hex(colour: tuple[int, int, int]) -> str:
     return "#%02x%02x%02x" % colour
 
 
+def _svg_open(canvas: np.ndarray, size: int) -> list[str]:
+    """The start of a canvas SVG: the canvas image spanning [-1, 1] on both axes."""
+    pad = 0.04  # room for the outline's stroke on the canvas edge
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+        f'viewBox="{-1 - pad} {-1 - pad} {2 + 2 * pad} {2 + 2 * pad}" '
+        f'style="display: block; margin: auto; background: #222; width: 100%; max-width: {size}px; height: auto">',
+        f'<image href="{png_data_url(canvas)}" x="-1" y="-1" width="2" height="2" preserveAspectRatio="none" '
+        'style="image-rendering: pixelated"/>',
+    ]
+
+
+def _grid_polylines(polylines: np.ndarray, lines: int, outline: str, lattice_colour: str, scale: float = 1.0) -> list[str]:
+    """SVG polylines of one grid (:func:`grid_lines`' output): outline thick, lattice thin."""
+    parts = []
+    for index, polyline in enumerate(polylines):
+        edge = index % lines in (0, lines - 1)
+        colour, width = (outline, 2.5 * scale) if edge else (lattice_colour, 1.2 * scale)
+        points = " ".join(f"{x:.4f},{y:.4f}" for x, y in polyline)
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="{width}" '
+            'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
+        )
+    return parts
+
+
 def grid_svg(canvas: np.ndarray, transform: Transform, theta: torch.Tensor, size: int = 336, lines: int = 7) -> str:
     """The input canvas with the sampling grid ``T_theta(G)`` drawn over it, as inline SVG.
 
@@ -105,27 +133,38 @@ def grid_svg(canvas: np.ndarray, transform: Transform, theta: torch.Tensor, size
     size. Outline red, lattice amber, thin-plate-spline control points cyan.
     """
     theta = theta.detach().double().cpu()
-    pad = 0.04  # room for the outline's stroke on the canvas edge
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
-        f'viewBox="{-1 - pad} {-1 - pad} {2 + 2 * pad} {2 + 2 * pad}" '
-        f'style="display: block; margin: auto; background: #222; width: 100%; max-width: {size}px; height: auto">',
-        f'<image href="{png_data_url(canvas)}" x="-1" y="-1" width="2" height="2" preserveAspectRatio="none" '
-        'style="image-rendering: pixelated"/>',
-    ]
-    for index, polyline in enumerate(grid_lines(transform, theta, lines)):
-        outline = index % lines in (0, lines - 1)
-        colour, width = (_hex(OUTLINE_COLOUR), 2.5) if outline else (_hex(GRID_COLOUR), 1.2)
-        points = " ".join(f"{x:.4f},{y:.4f}" for x, y in polyline)
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="{width}" '
-            'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
-        )
+    parts = _svg_open(canvas, size)
+    parts += _grid_polylines(grid_lines(transform, theta, lines), lines, _hex(OUTLINE_COLOUR), _hex(GRID_COLOUR))
     if isinstance(transform, ThinPlateSpline):
         parts += [
             f'<circle cx="{x:.4f}" cy="{y:.4f}" r="0.03" fill="{_hex(CONTROL_COLOUR)}"/>'
             for x, y in theta.reshape(-1, 2).tolist()
         ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# One colour per glimpse, in order (Okabe-Ito: told apart with the commonest colour blindness).
+GLIMPSE_COLOURS = ("#e69f00", "#56b4e9", "#009e73", "#f0e442", "#cc79a7")
+
+
+def glimpses_svg(canvas: np.ndarray, transform: Transform, thetas: torch.Tensor, size: int = 400, lines: int = 5) -> str:
+    """A canvas with several sampling grids over it, glimpse ``k`` in
+    ``GLIMPSE_COLOURS[k]`` with its number at its top-left corner, as inline SVG.
+
+    Args:
+        thetas: ``(K, P)``, one transformation per glimpse, in the order they were taken.
+    """
+    thetas = thetas.detach().double().cpu().reshape(thetas.shape[0], -1)
+    parts = _svg_open(canvas, size)
+    for k, polylines in enumerate(grid_lines(transform, thetas, lines)):
+        colour = GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)]
+        parts += _grid_polylines(polylines, lines, colour, colour, scale=0.8)
+        x, y = polylines[0, 0]  # the output's (-1, -1) corner, where glimpse k starts
+        parts.append(
+            f'<text x="{x:.4f}" y="{y - 0.03:.4f}" font-size="0.16" font-weight="bold" fill="{colour}" '
+            f'stroke="#000" stroke-width="0.012" paint-order="stroke">{k + 1}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 

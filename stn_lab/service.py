@@ -101,14 +101,15 @@ class InferenceService:
         # The heavy batched passes: on ZeroGPU, each call borrows the GPU.
         self.run_heavy = zero_gpu(self._run_on_lent_gpu) if zero_gpu is not None else self.run
         models = {}
+        # Several-digit models (cards with a task) are the "Several digits" view's, by slug.
+        self.task_models: dict[str, torch.nn.Module] = {}
         for weights in sorted(Path(model_dir).glob("*.safetensors")):
             try:
                 model = load(weights, device=self.device)
             except CheckpointError as error:
                 log.error("not serving %s: %s", weights.name, error)
                 continue
-            if model.card.task is None:  # several-digit models are not the main view's
-                models[weights.stem] = model
+            (models if model.card.task is None else self.task_models)[weights.stem] = model
         baselines = {m.card.regime: m for m in models.values() if m.config.model == "cnn"}
         self.choices: dict[str, ModelChoice] = {}
         for name, model in models.items():

@@ -45,6 +45,8 @@ APP_MODELS = [
     ("e-st-cnn-tps", "E", {"model": "st-cnn", "transform": "tps", "canvas_size": 28}),
     ("p-st-cnn-projective", "P", {"model": "st-cnn", "transform": "projective", "canvas_size": 28}),
 ]
+# The "Several digits" view's: its two recurrent models and the sequence CNN.
+APP_TASK_MODELS = ["sequence-glimpse-rnn", "sequence-rnn-spn", "sequence-cnn"]
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +56,17 @@ def model_dir(tmp_path_factory):
 
     from stn_core.checkpoints import save_model
     from stn_core.models import build_model
+    from stn_core.multi import MultiConfig, build_multi_model
 
     folder = tmp_path_factory.mktemp("models")
     for seed, (name, regime, architecture) in enumerate(APP_MODELS):
         torch.manual_seed(seed)
         model = build_model(architecture)
         save_model(model, folder / f"{name}.safetensors", name=name, regime=regime)
+    for seed, name in enumerate(APP_TASK_MODELS):
+        torch.manual_seed(seed)
+        model = build_multi_model(MultiConfig("sequence", name.removeprefix("sequence-")))
+        save_model(model, folder / f"{name}.safetensors", name=name, task="sequence")
     return folder
 
 

@@ -1,0 +1,184 @@
+"""The "Several digits" view's logic: a canvas of three digits, read glimpse by glimpse.
+
+A :class:`Scene` is what the user builds: three digits (samples of the shipped MNIST
+test sample, or the digit from the main view), where each sits, and the clutter.
+:meth:`SeveralDigits.read` composes its canvas exactly as the sequence task's data does
+(:func:`stn_core.multi.compose_sequence`) and runs a shipped recurrent model over it, and
+the sequence CNN beside it. Nothing here knows about Gradio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from stn_core.distortions import DIGIT_SIZE
+from stn_core.geometry import Affine
+from stn_core.multi import TASKS, compose_sequence, sequence_clutter, sequence_layout
+
+from .lab import LabError
+from .rendering import GLIMPSE_COLOURS, glimpses_svg, picture_html, theta_words
+
+TASK = TASKS["sequence"]
+SLOTS = TASK.digits
+ROOM = TASK.canvas_size - DIGIT_SIZE  # the highest top-left pixel a digit can have (72)
+OWN = -1  # a pick that means "the digit from the main view"
+# The recurrent models, best first (the view's model menu), by slug.
+RECURRENT = ("sequence-glimpse-rnn", "sequence-rnn-spn")
+CNN = "sequence-cnn"
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Three digits on a 100×100 canvas.
+
+    Attributes:
+        picks: per digit, an index into the shipped sample, or :data:`OWN`.
+        places: per digit, its top-left ``(x, y)`` pixel, each in ``[0, 72]``.
+        clutter_seed: the seed of the clutter fragments; ``None``: no clutter.
+    """
+
+    picks: tuple[int, ...]
+    places: tuple[tuple[int, int], ...]
+    clutter_seed: int | None = 0
+
+    def moved(self, slot: int, x: int, y: int) -> "Scene":
+        places = list(self.places)
+        places[slot] = (x, y)
+        return replace(self, places=tuple(places))
+
+
+@dataclass
+class Reading:
+    """One model's reading of a scene."""
+
+    canvas: np.ndarray  # (100, 100) in [0, 1]
+    theta: torch.Tensor  # (K, 6) affine, one per glimpse, in order
+    glimpses: np.ndarray  # (K, 28, 28): what the shared classifier head saw
+    probs: np.ndarray  # (K, 10): its probabilities per glimpse
+    cnn_probs: np.ndarray | None  # (3, 10) of the sequence CNN, when one ships
+    truth: list[int | None]  # the digits left to right (None: the user's own digit)
+    model_label: str
+
+
+def _menu_label(model) -> str:
+    error = model.card.test_error.get("digit")
+    return model.config.label if error is None else f"{model.config.label} · {error:.2f} % of digits wrong"
+
+
+class SeveralDigits:
+    """The shipped sequence models over the service's MNIST sample."""
+
+    def __init__(self, service):
+        self.pool = service.sample_images  # (P, 1, 28, 28)
+        self.labels = service.sample_labels
+        self.models = {slug: service.task_models[slug].eval() for slug in RECURRENT if slug in service.task_models}
+        self.cnn = service.task_models.get(CNN)
+        self.device = service.device
+
+    def choices(self) -> list[tuple[str, str]]:
+        """``(label, slug)`` of each shipped recurrent model, for a menu."""
+        return [(_menu_label(model), slug) for slug, model in self.models.items()]
+
+    def random_scene(self, seed: int) -> Scene:
+        """Three sample digits laid out as the task's data lays them out, with its clutter."""
+        generator = torch.Generator().manual_seed(int(seed))
+        picks = torch.randint(0, self.pool.shape[0], (SLOTS,), generator=generator)
+        places = sequence_layout(1, generator)[0]
+        return Scene(tuple(picks.tolist()), tuple(tuple(p) for p in places.tolist()), int(seed))
+
+    def check(self, scene: Scene, own_digit: np.ndarray | None) -> None:
+        """Raise :class:`LabError` for a scene that cannot be drawn, saying why."""
+        if len(scene.picks) != SLOTS or len(scene.places) != SLOTS:
+            raise LabError(f"a scene has {SLOTS} digits, got {len(scene.picks)}")
+        for pick in scene.picks:
+            if pick == OWN and own_digit is None:
+                raise LabError("there is no digit of yours yet: draw, upload or pick one in the main view first")
+            if pick != OWN and not 0 <= pick < self.pool.shape[0]:
+                raise LabError(f"sample index must be from 0 to {self.pool.shape[0] - 1}, got {pick}")
+        for x, y in scene.places:
+            if not (0 <= x <= ROOM and 0 <= y <= ROOM):
+                raise LabError(f"a digit's position must be from 0 to {ROOM} px, got ({x}, {y})")
+
+    def canvas(self, scene: Scene, own_digit: np.ndarray | None = None) -> torch.Tensor:
+        """The scene's ``(1, 1, 100, 100)`` canvas (clutter cut from the sample only)."""
+        self.check(scene, own_digit)
+        pool = self.pool
+        if own_digit is not None:
+            pool = torch.cat([pool, torch.as_tensor(own_digit, dtype=torch.float32).reshape(1, 1, DIGIT_SIZE, DIGIT_SIZE)])
+        picks = torch.tensor([[pool.shape[0] - 1 if p == OWN else p for p in scene.picks]])
+        clutter = None
+        if scene.clutter_seed is not None:
+            clutter = sequence_clutter(1, self.pool.shape[0], torch.Generator().manual_seed(scene.clutter_seed))
+        return compose_sequence(pool, picks, torch.tensor([scene.places]), clutter)
+
+    def truth(self, scene: Scene) -> list[int | None]:
+        """The digits left to right (ties: in slot order), as the task labels them."""
+        order = sorted(range(SLOTS), key=lambda k: (scene.places[k][0], k))
+        return [None if scene.picks[k] == OWN else int(self.labels[scene.picks[k]]) for k in order]
+
+    @torch.inference_mode()
+    def read(self, scene: Scene, slug: str, own_digit: np.ndarray | None = None) -> Reading:
+        if slug not in self.models:
+            raise LabError(f"unknown sequence model {slug!r}; available: {', '.join(self.models) or 'none'}")
+        canvas = self.canvas(scene, own_digit).to(self.device)
+        model = self.models[slug]
+        out = model.forward_details(canvas)
+        cnn_probs = self.cnn(canvas).softmax(-1)[0].cpu().numpy() if self.cnn is not None else None
+        return Reading(
+            canvas=canvas[0, 0].cpu().numpy(),
+            theta=out.theta[0].cpu(),
+            glimpses=out.glimpses[0, :, 0].cpu().numpy(),
+            probs=out.logits.softmax(-1)[0].cpu().numpy(),
+            cnn_probs=cnn_probs,
+            truth=self.truth(scene),
+            model_label=model.config.label,
+        )
+
+
+# -- pictures and words of a reading ------------------------------------------------------
+
+
+def canvas_html(reading: Reading, step: int, size: int = 400) -> str:
+    """The canvas with the grids of glimpses 1..``step``, numbered in their colours."""
+    return glimpses_svg(reading.canvas, Affine(), reading.theta[: max(1, int(step))], size=size)
+
+
+def glimpses_html(reading: Reading, step: int) -> str:
+    """The glimpses taken by ``step``, in order, each with its reading and probability;
+    the ones still to come as empty frames, so the row does not jump."""
+    cells = []
+    for k in range(reading.glimpses.shape[0]):
+        colour = GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)]
+        if k < step:
+            digit = int(reading.probs[k].argmax())
+            body = picture_html(reading.glimpses[k], 112, alt=f"glimpse {k + 1}")
+            caption = f"<b>{k + 1}</b>: reads <b>{digit}</b> ({100 * reading.probs[k, digit]:.0f} %)"
+        else:
+            body = '<div class="stn-glimpse-empty"></div>'
+            caption = f"<b>{k + 1}</b>: not yet taken"
+        cells.append(
+            f'<figure class="stn-glimpse" style="border-color: {colour}">{body}<figcaption>{caption}</figcaption></figure>'
+        )
+    return f'<div class="stn-glimpses">{"".join(cells)}</div>'
+
+
+def _digits(probs: np.ndarray) -> str:
+    return " ".join(str(int(d)) for d in probs.argmax(-1))
+
+
+def readout_markdown(reading: Reading, step: int) -> str:
+    """Both models' readings against the truth, and what θ of the last glimpse shown does."""
+    truth = " ".join("?" if d is None else str(d) for d in reading.truth)
+    lines = [f"**{reading.model_label} reads {_digits(reading.probs)}** · truth, left to right: **{truth}**"]
+    if reading.cnn_probs is not None:
+        lines.append(f"CNN (three output heads, no transformer) reads **{_digits(reading.cnn_probs)}**")
+    else:
+        lines.append("(no sequence CNN ships with this copy, so there is no baseline reading)")
+    step = max(1, int(step))
+    theta = reading.theta[step - 1]
+    x, y = ((float(theta[2]) + 1) * TASK.canvas_size / 2, (float(theta[5]) + 1) * TASK.canvas_size / 2)
+    lines.append(f"glimpse {step} is centred at ({x:.0f}, {y:.0f}) px: {theta_words(Affine(), theta)}")
+    return "\n\n".join(lines)

@@ -1,0 +1,107 @@
+""" "Several digits": three digits on one canvas, read by a recurrent spatial transformer
+one glimpse at a time (the sequence task of :mod:`stn_core.multi`).
+
+Top to bottom as on screen: the canvas with each glimpse's grid beside the glimpses and
+the readings; the step slider and "play"; then the scene's controls (a random canvas,
+the model, clutter, the main view's digit, and each digit's position).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import gradio as gr
+
+from ..lab import Lab, LabError
+from ..several import OWN, ROOM, SLOTS, Scene, SeveralDigits, canvas_html, glimpses_html, readout_markdown
+from . import QUIET, Page, TeachingView, user_errors
+
+ID, TITLE = "several", "Several digits"
+FIRST_SEED = 7  # the scene the view opens on: three clear digits, readable by every model
+PLACES = ("1st", "2nd", "3rd")
+PLAY_PAUSE_S = 0.8  # between glimpses when playing
+
+
+def build(lab: Lab, page: Page) -> TeachingView:
+    several = SeveralDigits(lab.service)
+    choices = several.choices()
+    with gr.Tab(TITLE, id=ID) as tab:
+        if not choices:
+            gr.Markdown("No recurrent sequence model ships with this copy.")
+            return TeachingView(ID, tab, [], [], lambda: [])
+        first = several.random_scene(FIRST_SEED)
+        gr.Markdown(
+            "A **recurrent spatial transformer** reads three digits left to right. At each step its GRU gives a new "
+            "θ: a window on the canvas (its grid, numbered), which is warped to 28×28 and read by one shared "
+            "classifier. The glimpse RNN also feeds each glimpse back into the GRU before choosing the next window."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=4, min_width=260):
+                canvas_view = gr.HTML(elem_id="stn-several-canvas")
+            with gr.Column(scale=5, min_width=300):
+                glimpse_view = gr.HTML(elem_id="stn-several-glimpses")
+                readout = gr.Markdown(elem_id="stn-several-readout")
+                with gr.Row():
+                    step = gr.Slider(1, SLOTS, value=SLOTS, step=1, label="glimpses shown", elem_id="stn-several-step")
+                    play = gr.Button("▶ play the glimpses", size="sm", elem_id="stn-several-play", min_width=120)
+        with gr.Row():
+            again = gr.Button("random test canvas", size="sm", elem_id="stn-several-random")
+            model = gr.Dropdown(choices, value=choices[0][1], label="model", min_width=200)
+            clutter = gr.Checkbox(value=True, label="clutter (eight 9×9 fragments of other digits)")
+            mine = gr.Radio(["none", *PLACES], value="none", label="your digit from the main view replaces")
+        with gr.Row():
+            positions = []
+            for k in range(SLOTS):
+                with gr.Column(min_width=150):
+                    x, y = first.places[k]
+                    positions.append(gr.Slider(0, ROOM, value=x, step=1, label=f"{PLACES[k]} digit: x (px)"))
+                    positions.append(gr.Slider(0, ROOM, value=y, step=1, label=f"{PLACES[k]} digit: y (px)"))
+        picks = gr.State(first.picks)
+        clutter_seed = gr.State(first.clutter_seed)
+        reading = gr.State(None)
+
+    def scene_of(picks_, seed, clutter_on, mine_, *xy) -> Scene:
+        chosen = list(picks_)
+        if mine_ in PLACES:
+            chosen[PLACES.index(mine_)] = OWN
+        places = tuple((int(xy[2 * k]), int(xy[2 * k + 1])) for k in range(SLOTS))
+        return Scene(tuple(chosen), places, int(seed) if clutter_on else None)
+
+    def render(digit, picks_, seed, clutter_on, mine_, slug, step_, *xy):
+        """Read the scene again and draw it; a scene that cannot be drawn says why and keeps the last picture."""
+        try:
+            result = several.read(scene_of(picks_, seed, clutter_on, mine_, *xy), slug, digit)
+        except LabError as error:
+            gr.Warning(str(error))
+            return [gr.skip(), gr.skip(), gr.skip(), gr.skip()]
+        return [result, canvas_html(result, step_), glimpses_html(result, step_), readout_markdown(result, step_)]
+
+    def show(result, step_):
+        if result is None:
+            return [gr.skip()] * 3
+        return [canvas_html(result, step_), glimpses_html(result, step_), readout_markdown(result, step_)]
+
+    def play_glimpses(result):
+        """Glimpse 1, then 2, then 3, as the network takes them."""
+        if result is None:
+            return
+        for k in range(1, result.glimpses.shape[0] + 1):
+            yield [k, *show(result, k)]
+            time.sleep(PLAY_PAUSE_S)
+
+    def new_scene():
+        scene = several.random_scene(random.randrange(1_000_000))
+        return [scene.picks, scene.clutter_seed, *[v for place in scene.places for v in place]]
+
+    inputs = [page.digit, picks, clutter_seed, clutter, mine, model, step, *positions]
+    outputs = [reading, canvas_view, glimpse_view, readout]
+    shown = [canvas_view, glimpse_view, readout]
+    for control in (*positions,):
+        control.input(render, inputs, outputs, trigger_mode="always_last", **QUIET)
+    for control in (clutter, mine, model):
+        control.change(render, inputs, outputs, trigger_mode="always_last", **QUIET)
+    step.input(user_errors(show), [reading, step], shown, trigger_mode="always_last", **QUIET)
+    play.click(play_glimpses, reading, [step, *shown], **QUIET)
+    again.click(new_scene, None, [picks, clutter_seed, *positions], **QUIET).then(render, inputs, outputs, **QUIET)
+    return TeachingView(ID, tab, inputs, outputs, render)
