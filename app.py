@@ -94,7 +94,7 @@ def build_app(lab: Lab) -> LabBlocks:
         main = main_view.build(lab)
         page = main.page
         page.current_tab = gr.State(TEACHING_VIEWS[0].ID)  # the teaching view on show (for links and refreshes)
-        with gr.Tabs() as tabs:
+        with gr.Tabs(elem_id="stn-views") as tabs:
             views = [module.build(lab, page) for module in TEACHING_VIEWS]
         settings.build(lab, page)
 

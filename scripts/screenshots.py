@@ -20,7 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, free_port, set_large_text, wait_for_frames  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORTS,
+    free_port,
+    open_tab,
+    set_large_text,
+    wait_for_frames,
+)
 
 
 def serve() -> str:
@@ -50,6 +58,10 @@ def main(argv=None) -> int:
     parser.add_argument("--readme", action="store_true", help="also update assets/screenshot.png")
     parser.add_argument("--drag", action="store_true", help="also a screenshot of each screen mid-drag")
     parser.add_argument("--query", default="", help="query string to open, e.g. '?rot=120&sample=3'")
+    parser.add_argument(
+        "--view", help="a teaching view's tab name ('Several digits', ...): open it, wait for --wait-for, scroll to it"
+    )
+    parser.add_argument("--wait-for", default="", help="with --view: a CSS selector that shows the view has drawn")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -64,8 +76,14 @@ def main(argv=None) -> int:
             if screen["large"]:
                 set_large_text(page)
             page.evaluate("window.scrollTo(0, 0)")
+            if args.view:
+                open_tab(page, args.view)
+                if args.wait_for:
+                    page.wait_for_selector(args.wait_for, timeout=30_000)
+                page.locator("#stn-views").evaluate("element => element.scrollIntoView()")
             page.wait_for_timeout(800)
-            path = args.out / f"{name}.png"
+            suffix = "-" + args.view.lower().replace(" ", "-") if args.view else ""
+            path = args.out / f"{name}{suffix}.png"
             page.screenshot(path=str(path))
             print(path)
             if args.drag:  # the same screen while the rotation slider is being dragged

@@ -9,11 +9,14 @@ the sequence CNN beside it. Nothing here knows about Gradio.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from stn_core import timelapse
 from stn_core.distortions import DIGIT_SIZE
 from stn_core.geometry import Affine
 from stn_core.multi import TASKS, compose_sequence, sequence_clutter, sequence_layout
@@ -65,7 +68,7 @@ class Reading:
 
 def _menu_label(model) -> str:
     error = model.card.test_error.get("digit")
-    return model.config.label if error is None else f"{model.config.label} · {error:.2f} % of digits wrong"
+    return model.config.label if error is None else f"{model.config.label} ({error:.1f} % wrong)"
 
 
 class SeveralDigits:
@@ -141,7 +144,7 @@ class SeveralDigits:
 # -- pictures and words of a reading ------------------------------------------------------
 
 
-def canvas_html(reading: Reading, step: int, size: int = 400) -> str:
+def canvas_html(reading: Reading, step: int, size: int = 360) -> str:
     """The canvas with the grids of glimpses 1..``step``, numbered in their colours."""
     return glimpses_svg(reading.canvas, Affine(), reading.theta[: max(1, int(step))], size=size)
 
@@ -155,10 +158,10 @@ def glimpses_html(reading: Reading, step: int) -> str:
         if k < step:
             digit = int(reading.probs[k].argmax())
             body = picture_html(reading.glimpses[k], 112, alt=f"glimpse {k + 1}")
-            caption = f"<b>{k + 1}</b>: reads <b>{digit}</b> ({100 * reading.probs[k, digit]:.0f} %)"
+            caption = f"<b>{k + 1}</b> reads <b>{digit}</b> · {100 * reading.probs[k, digit]:.0f} %"
         else:
             body = '<div class="stn-glimpse-empty"></div>'
-            caption = f"<b>{k + 1}</b>: not yet taken"
+            caption = f"<b>{k + 1}</b> not yet taken"
         cells.append(
             f'<figure class="stn-glimpse" style="border-color: {colour}">{body}<figcaption>{caption}</figcaption></figure>'
         )
@@ -170,15 +173,37 @@ def _digits(probs: np.ndarray) -> str:
 
 
 def readout_markdown(reading: Reading, step: int) -> str:
-    """Both models' readings against the truth, and what θ of the last glimpse shown does."""
+    """Both models' readings against the truth, and where the last glimpse shown looks."""
     truth = " ".join("?" if d is None else str(d) for d in reading.truth)
-    lines = [f"**{reading.model_label} reads {_digits(reading.probs)}** · truth, left to right: **{truth}**"]
-    if reading.cnn_probs is not None:
-        lines.append(f"CNN (three output heads, no transformer) reads **{_digits(reading.cnn_probs)}**")
-    else:
-        lines.append("(no sequence CNN ships with this copy, so there is no baseline reading)")
+    cnn = f" · CNN reads **{_digits(reading.cnn_probs)}**" if reading.cnn_probs is not None else ""
     step = max(1, int(step))
     theta = reading.theta[step - 1]
     x, y = ((float(theta[2]) + 1) * TASK.canvas_size / 2, (float(theta[5]) + 1) * TASK.canvas_size / 2)
-    lines.append(f"glimpse {step} is centred at ({x:.0f}, {y:.0f}) px: {theta_words(Affine(), theta)}")
-    return "\n\n".join(lines)
+    return (
+        f"**{reading.model_label} reads {_digits(reading.probs)}**{cnn} · truth **{truth}**\n\n"
+        f"<small>glimpse {step}: centred at ({x:.0f}, {y:.0f}) px, {theta_words(Affine(), theta)}</small>"
+    )
+
+
+# -- the recurrent model learning where to look ("Watch it learn") ------------------------
+
+TIMELAPSE_FILE = Path(__file__).resolve().parent.parent / "assets" / "timelapse_sequence_glimpse_rnn.npz"
+TIMELAPSE_SHOWN = 6  # canvases of the time-lapse drawn per frame
+
+
+@functools.lru_cache(maxsize=1)
+def sequence_timelapse(path: Path = TIMELAPSE_FILE) -> timelapse.Timelapse | None:
+    """The shipped time-lapse of a recurrent model's training (``None`` when none ships)."""
+    return timelapse.load(path) if path.exists() else None
+
+
+def timelapse_html(lapse: timelapse.Timelapse, position: int, size: int = 200) -> tuple[str, str]:
+    """Frame ``position`` of ``lapse``: the first canvases with every glimpse's grid at that
+    step, and a line of words (the step and the images seen by then)."""
+    position = int(min(max(int(position), 0), len(lapse) - 1))
+    cells = []
+    for d in range(min(TIMELAPSE_SHOWN, len(lapse.labels))):
+        picture = glimpses_svg(lapse.canvases[d] / 255.0, Affine(), torch.as_tensor(lapse.theta[position, d]), size=size)
+        cells.append(f'<div class="stn-lapse-cell">{picture}<div>digits {" ".join(map(str, lapse.labels[d]))}</div></div>')
+    words = f"step **{int(lapse.steps[position]):,}** ({lapse.images_seen(position):,} training canvases seen)"
+    return f'<div class="stn-lapse">{"".join(cells)}</div>', words

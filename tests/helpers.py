@@ -28,6 +28,7 @@ __all__ = [
     "Caller",
     "free_port",
     "offline_env",
+    "open_tab",
     "slider_settings",
     "set_large_text",
     "start_app",
@@ -201,3 +202,15 @@ def set_large_text(page) -> None:
     page.wait_for_function("() => document.documentElement.classList.contains('stn-large')")
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(300)
+
+
+def open_tab(page, name: str) -> None:
+    """Open the teaching view ``name`` as a person does: its tab, or, on a narrow screen
+    where Gradio folds tabs away, the "More tabs" menu and then the view's entry."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count():
+        tab.click()
+    else:
+        page.locator("#stn-views .overflow-menu > button").click()
+        page.locator("#stn-views .overflow-dropdown button", has_text=name).click()
+    page.wait_for_selector(f"#stn-views [role=tab][aria-selected=true]:text-is('{name}')")

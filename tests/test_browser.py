@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, free_port, set_large_text, wait_for_frames
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, free_port, open_tab, set_large_text, wait_for_frames
 
 pytestmark = pytest.mark.browser
 
@@ -179,7 +179,15 @@ def test_every_teaching_view_is_non_empty_when_opened(open_page):
     page = open_page(width=1280, height=1000)
     shown = """() => { const panel = [...document.querySelectorAll('[role=tabpanel]')].filter(e => e.offsetParent !== null).pop();
         return panel ? panel.querySelectorAll('img, svg image, canvas, .js-plotly-plot').length : 0; }"""
-    for tab in ("Set θ yourself", "Invariance sweep", "Batch view", "Watch it learn", "Cluttered", "How it works"):
+    for tab in (
+        "Set θ yourself",
+        "Invariance sweep",
+        "Batch view",
+        "Watch it learn",
+        "Cluttered",
+        "Several digits",
+        "How it works",
+    ):
         page.get_by_role("tab", name=tab).click()
         page.wait_for_function(shown)
         panel_text = page.evaluate(
@@ -313,3 +321,69 @@ def test_without_the_socket_frames_come_through_gradio_and_the_page_says_so(open
     slider = rect(page, SLIDERS[0])
     page.mouse.click(slider["x"] + slider["width"] * 0.7, slider["y"] + slider["height"] / 2)
     wait_for_frames(page, before + 1)
+
+
+# -- "Several digits" ----------------------------------------------------------------------
+
+GLIMPSE_GRIDS = "() => document.querySelectorAll('#stn-several-canvas svg text').length"
+GLIMPSES_TAKEN = "() => document.querySelectorAll('#stn-several-glimpses .stn-glimpse img').length"
+
+
+def _open_several(page):
+    open_tab(page, "Several digits")
+    page.wait_for_function(f"() => ({GLIMPSE_GRIDS})() === 3")
+    page.locator("#stn-views").evaluate("element => element.scrollIntoView()")
+    page.wait_for_timeout(300)
+
+
+def test_several_digits_opens_on_a_canvas_with_every_glimpse_read(open_page):
+    page = open_page()
+    _open_several(page)
+    assert page.evaluate(GLIMPSES_TAKEN) == 3
+    readout = page.locator("#stn-several-readout").inner_text()
+    assert "reads" in readout and "truth" in readout and "CNN reads" in readout
+    assert not page.locator(".toast-wrap .toast-body.error").count()
+
+
+def test_the_step_slider_and_play_show_the_glimpses_one_at_a_time(open_page):
+    page = open_page()
+    _open_several(page)
+    page.locator("#stn-several-step input[type=range]").press("Home")  # glimpses shown: 1
+    page.wait_for_function(f"() => ({GLIMPSE_GRIDS})() === 1 && ({GLIMPSES_TAKEN})() === 1")
+    assert page.locator("#stn-several-glimpses").inner_text().count("not yet taken") == 2
+    page.locator("#stn-several-play").click()
+    seen = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (len(seen) < 3 or 3 not in seen):
+        seen.add(page.evaluate(GLIMPSE_GRIDS))
+        page.wait_for_timeout(100)
+    assert {1, 2, 3} <= seen, f"playing showed grids {sorted(seen)}, expected 1, then 2, then 3"
+    page.wait_for_function(f"() => ({GLIMPSES_TAKEN})() === 3")
+
+
+def test_moving_a_digit_redraws_the_canvas(open_page):
+    page = open_page()
+    _open_several(page)
+    before = page.locator("#stn-several-canvas").inner_html()
+    page.locator("#stn-several-positions input[type=range]").first.press("End")  # digit 1 to x = 72
+    page.wait_for_function("(before) => document.querySelector('#stn-several-canvas').innerHTML !== before", arg=before)
+    page.locator("#stn-several-random").click()
+    page.wait_for_function("(before) => document.querySelector('#stn-several-canvas').innerHTML !== before", arg=before)
+    assert not page.locator(".toast-wrap .toast-body.error").count()
+
+
+@pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])
+def test_several_digits_fits_on_one_screen(open_page, name):
+    screen = VIEWPORTS[name]
+    page = open_page(width=screen["width"], height=screen["height"])
+    if screen["large"]:
+        set_large_text(page)
+    _open_several(page)
+    page.locator("#stn-several-intro").evaluate("element => element.scrollIntoView()")
+    parts = ["#stn-several-canvas svg", "#stn-several-glimpses", "#stn-several-readout", "#stn-several-step", "#stn-several-play"]
+    parts += ["#stn-several-random", "#stn-several-positions"]
+    for selector in parts:
+        box = page.locator(selector).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= screen["height"] + 1, (
+            f"{selector} is not fully on the {name} screen: {box}"
+        )

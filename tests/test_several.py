@@ -94,9 +94,9 @@ def test_the_step_decides_which_grids_and_glimpses_show(several):
         picture = canvas_html(reading, step)
         assert picture.count("<text") == step  # one number per grid shown
         row = glimpses_html(reading, step)
-        assert row.count("reads <b>") == step and row.count("not yet taken") == 3 - step
+        assert row.count(" reads <b>") == step and row.count("not yet taken") == 3 - step
     words = readout_markdown(reading, 2)
-    assert "truth, left to right" in words and "CNN (three output heads" in words and "glimpse 2 is centred at" in words
+    assert "truth **" in words and "CNN reads **" in words and "glimpse 2: centred at" in words
 
 
 def test_each_glimpse_has_its_own_colour_and_number():

@@ -20,6 +20,8 @@ from . import QUIET, Page, TeachingView, user_errors
 ID, TITLE = "several", "Several digits"
 FIRST_SEED = 7  # the scene the view opens on: three clear digits, readable by every model
 PLACES = ("1st", "2nd", "3rd")
+# The menu of where the main view's digit goes: (words, value).
+MINE = [("your digit: unused", "none")] + [(f"your digit as the {place}", place) for place in PLACES]
 PLAY_PAUSE_S = 0.8  # between glimpses when playing
 
 
@@ -32,31 +34,32 @@ def build(lab: Lab, page: Page) -> TeachingView:
             return TeachingView(ID, tab, [], [], lambda: [])
         first = several.random_scene(FIRST_SEED)
         gr.Markdown(
-            "A **recurrent spatial transformer** reads three digits left to right. At each step its GRU gives a new "
-            "θ: a window on the canvas (its grid, numbered), which is warped to 28×28 and read by one shared "
-            "classifier. The glimpse RNN also feeds each glimpse back into the GRU before choosing the next window."
+            "A **recurrent spatial transformer** reads left to right, one glimpse per step: a numbered window, "
+            "warped to 28×28 and read by one shared classifier.",
+            elem_id="stn-several-intro",
         )
+        with gr.Row(elem_id="stn-several-toolbar", equal_height=True):
+            again = gr.Button("random test canvas", size="sm", elem_id="stn-several-random", min_width=120)
+            model = gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=220)
+            clutter = gr.Checkbox(value=True, label="clutter", container=False, min_width=90)
+            mine = gr.Dropdown(MINE, value=MINE[0][1], show_label=False, container=False, min_width=200)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=4, min_width=260):
+            with gr.Column(scale=4, min_width=240):
                 canvas_view = gr.HTML(elem_id="stn-several-canvas")
             with gr.Column(scale=5, min_width=300):
                 glimpse_view = gr.HTML(elem_id="stn-several-glimpses")
                 readout = gr.Markdown(elem_id="stn-several-readout")
                 with gr.Row():
-                    step = gr.Slider(1, SLOTS, value=SLOTS, step=1, label="glimpses shown", elem_id="stn-several-step")
+                    step = gr.Slider(
+                        1, SLOTS, value=SLOTS, step=1, label="glimpses shown", elem_id="stn-several-step", buttons=[]
+                    )
                     play = gr.Button("▶ play the glimpses", size="sm", elem_id="stn-several-play", min_width=120)
-        with gr.Row():
-            again = gr.Button("random test canvas", size="sm", elem_id="stn-several-random")
-            model = gr.Dropdown(choices, value=choices[0][1], label="model", min_width=200)
-            clutter = gr.Checkbox(value=True, label="clutter (eight 9×9 fragments of other digits)")
-            mine = gr.Radio(["none", *PLACES], value="none", label="your digit from the main view replaces")
-        with gr.Row():
+        with gr.Row(elem_id="stn-several-positions"):
             positions = []
             for k in range(SLOTS):
-                with gr.Column(min_width=150):
-                    x, y = first.places[k]
-                    positions.append(gr.Slider(0, ROOM, value=x, step=1, label=f"{PLACES[k]} digit: x (px)"))
-                    positions.append(gr.Slider(0, ROOM, value=y, step=1, label=f"{PLACES[k]} digit: y (px)"))
+                for axis, value in zip("xy", first.places[k]):
+                    label = f"digit {k + 1}: {axis} (px)"
+                    positions.append(gr.Slider(0, ROOM, value=value, step=1, label=label, min_width=110, buttons=[]))
         picks = gr.State(first.picks)
         clutter_seed = gr.State(first.clutter_seed)
         reading = gr.State(None)
