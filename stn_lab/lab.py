@@ -32,7 +32,13 @@ from .service import InferenceService
 __all__ = ["DISPLAY_SIZE", "LabError", "Lab", "Frame"]
 
 DISPLAY_SIZE = 336
-TIMELAPSE_FILE = Path(__file__).resolve().parent.parent / "assets" / "timelapse_rts_affine.npz"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# The shipped single-digit training time-lapses ("Watch it learn"), by name, first = default:
+# what each shows, and its file.
+TIMELAPSES = {
+    "rts": ("RTS affine ST-CNN: learning to undo rotation and scale", ASSETS / "timelapse_rts_affine.npz"),
+    "tc": ("TC attention ST-CNN: learning to zoom onto the digit", ASSETS / "timelapse_tc_attention.npz"),
+}
 
 
 THETA_DEFAULTS = {"rotation": 0.0, "scale_x": 1.0, "scale_y": 1.0, "shear": 0.0, "shift_x": 0.0, "shift_y": 0.0}
@@ -68,6 +74,12 @@ class Frame:
 
 
 SHEET_TILE = 84
+
+
+@functools.lru_cache(maxsize=4)
+def shipped_timelapse(path: Path) -> timelapse.Timelapse | None:
+    """The time-lapse in ``path``, read once (``None`` when it does not ship)."""
+    return timelapse.load(path) if path.exists() else None
 
 
 def _contact_sheet(inputs, outputs) -> Image.Image:
@@ -408,33 +420,38 @@ class Lab:
 
     # -- watch it learn -------------------------------------------------------------------
 
-    @functools.cached_property
-    def _timelapse(self) -> timelapse.Timelapse | None:
-        """The shipped time-lapse, read once (``None`` when none ships)."""
-        if not TIMELAPSE_FILE.exists():
-            return None
-        return timelapse.load(TIMELAPSE_FILE)
+    @staticmethod
+    def _timelapse(name: str) -> timelapse.Timelapse | None:
+        return shipped_timelapse(TIMELAPSES[name][1])
 
-    def timelapse_steps(self) -> list[int]:
-        """Training steps recorded in the shipped time-lapse (empty if none ships)."""
-        return [] if self._timelapse is None else self._timelapse.steps.tolist()
+    def timelapses(self) -> list[tuple[str, str]]:
+        """``(what it shows, name)`` of each shipped time-lapse, for a menu."""
+        return [(words, name) for name, (words, _) in TIMELAPSES.items() if self._timelapse(name) is not None]
 
-    def timelapse_frame(self, position: int) -> tuple[Image.Image, str]:
-        """The 16 fixed test digits as the RTS affine ST-CNN rectified them at recorded
-        frame ``position`` (0 = the identity, before training)."""
-        lapse = self._timelapse
+    def timelapse_steps(self, name: str = "rts") -> list[int]:
+        """Training steps recorded in time-lapse ``name`` (empty if it does not ship)."""
+        lapse = self._timelapse(name) if name in TIMELAPSES else None
+        return [] if lapse is None else lapse.steps.tolist()
+
+    def timelapse_frame(self, position: int, name: str = "rts") -> tuple[Image.Image, str]:
+        """The 16 fixed test digits as the model of time-lapse ``name`` warped them at
+        recorded frame ``position`` (0 = the identity, before training), and a line of
+        words: the step, and what θ does on average (|rotation| for affine, the zoom for
+        attention)."""
+        lapse = self._timelapse(name) if name in TIMELAPSES else None
         if lapse is None:
-            raise LabError("no training time-lapse is shipped in assets/")
+            raise LabError(f"no training time-lapse {name!r} is shipped in assets/")
         steps = lapse.steps
         position = int(min(max(int(position), 0), len(steps) - 1))
         warped, canvases, theta = lapse.warped[position], lapse.canvases, lapse.theta[position]
         sheet = _contact_sheet(canvases / 255.0, warped / 255.0)
-        rotation = np.abs(decompose_affine(torch.as_tensor(theta, dtype=torch.float64).reshape(-1, 2, 3)).rotation.numpy())
         step = int(steps[position])
-        text = (
-            f"step **{step:,}** ({lapse.images_seen(position):,} training images seen); "
-            f"mean |rotation| of θ over the 16 digits: {rotation.mean():.1f}°"
-        )
+        if theta.shape[-1] == 3:  # attention: (scale, x, y)
+            summary = f"mean scale of θ over the 16 digits: {theta[:, 0].mean():.2f} (1 = the whole canvas)"
+        else:
+            angles = decompose_affine(torch.as_tensor(theta, dtype=torch.float64).reshape(-1, 2, 3)).rotation.numpy()
+            summary = f"mean |rotation| of θ over the 16 digits: {np.abs(angles).mean():.1f}°"
+        text = f"step **{step:,}** ({lapse.images_seen(position):,} training images seen); {summary}"
         return sheet, text
 
     # -- links that restore a view --------------------------------------------------------

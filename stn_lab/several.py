@@ -9,7 +9,6 @@ the sequence CNN beside it. Nothing here knows about Gradio.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from stn_core.distortions import DIGIT_SIZE
 from stn_core.geometry import Affine
 from stn_core.multi import TASKS, compose_sequence, sequence_clutter, sequence_layout
 
-from .lab import LabError
+from .lab import LabError, shipped_timelapse
 from .rendering import GLIMPSE_COLOURS, glimpses_svg, picture_html, theta_words
 
 TASK = TASKS["sequence"]
@@ -191,10 +190,9 @@ TIMELAPSE_FILE = Path(__file__).resolve().parent.parent / "assets" / "timelapse_
 TIMELAPSE_SHOWN = 6  # canvases of the time-lapse drawn per frame
 
 
-@functools.lru_cache(maxsize=1)
-def sequence_timelapse(path: Path = TIMELAPSE_FILE) -> timelapse.Timelapse | None:
+def sequence_timelapse() -> timelapse.Timelapse | None:
     """The shipped time-lapse of a recurrent model's training (``None`` when none ships)."""
-    return timelapse.load(path) if path.exists() else None
+    return shipped_timelapse(TIMELAPSE_FILE)
 
 
 def timelapse_html(lapse: timelapse.Timelapse, position: int, size: int = 200) -> tuple[str, str]:

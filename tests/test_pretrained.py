@@ -20,9 +20,12 @@ from stn_core.evaluate import (
     regime_test_set,
     replace_results_section,
     sample_test_set,
+    task_sample_set,
+    task_test_set,
 )
 from stn_core.mnist import TEST_DIGITS
 from stn_core.models import build_model, count_parameters
+from stn_core.multi import TASKS, MultiConfig, build_multi_model, task_errors
 from stn_core.train import parse_args, recipe
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
@@ -42,12 +45,22 @@ def test_loads_and_its_card_matches_its_tensors(weights):
     model = load(weights)
     card = json.loads(weights.with_suffix(".json").read_text())
     assert not model.training
-    assert card["canvas_size"] == model.canvas_size == REGIMES[card["regime"]].canvas_size
-    assert card["parameter_count"] == count_parameters(model) == count_parameters(build_model(card["architecture"]))
-    assert card["test_digits"] == TEST_DIGITS and card["regime"] in card["test_error"]
     for key in ("epochs", "images_seen", "wall_time_s", "device", "command"):
         assert key in card["training"], key
     assert model.card == read_card(weights) and model.card.to_json() == weights.with_suffix(".json").read_text()
+    assert card["test_digits"] == TEST_DIGITS
+    if "task" in card:  # a several-digit model (stn_core.multi)
+        task = TASKS[card["task"]]
+        config = MultiConfig.from_dict(card["architecture"])
+        assert card["canvas_size"] == task.canvas_size
+        assert card["parameter_count"] == count_parameters(model) == count_parameters(build_multi_model(config))
+        assert set(card["test_error"]) == set(task.metrics) and model.card.name == weights.stem == config.slug
+        logits = model(torch.rand(3, task.channels, task.canvas_size, task.canvas_size))
+        assert logits.shape == ((3, task.classes) if task.heads == 1 else (3, task.heads, task.classes))
+        return
+    assert card["canvas_size"] == model.canvas_size == REGIMES[card["regime"]].canvas_size
+    assert card["parameter_count"] == count_parameters(model) == count_parameters(build_model(card["architecture"]))
+    assert card["regime"] in card["test_error"]
     assert model.card.name == weights.stem == model_slug(model.card.regime, model.config)
     size = model.canvas_size
     logits = model(torch.rand(3, 1, size, size))
@@ -58,6 +71,12 @@ def test_loads_and_its_card_matches_its_tensors(weights):
 @pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
 def test_error_on_the_shipped_sample_matches_the_card(weights):
     model = load(weights)
+    if model.card.task is not None:
+        measured = task_errors(model, *task_sample_set(model.card.task))
+        assert model.card.sample_error and set(model.card.sample_error) == set(measured)
+        for metric, recorded in model.card.sample_error.items():
+            assert abs(measured[metric] - recorded) <= 0.1 + 1e-9, (metric, measured[metric], recorded)
+        return
     for regime, recorded in model.card.sample_error.items():
         measured = error_rate(model, *sample_test_set(regime))
         assert abs(measured - recorded) <= 0.1 + 1e-9, (regime, measured, recorded)  # one digit in 1,000
@@ -67,6 +86,11 @@ def test_error_on_the_shipped_sample_matches_the_card(weights):
 @pytest.mark.parametrize("weights", SHIPPED, ids=IDS)
 def test_full_test_set_reproduces_every_recorded_cell(weights, mnist_dir):
     model = load(weights)
+    if model.card.task is not None:
+        measured = task_errors(model, *task_test_set(model.card.task, mnist_dir))
+        for metric, recorded in model.card.test_error.items():
+            assert measured[metric] == pytest.approx(recorded, abs=1e-3), metric
+        return
     for regime, recorded in model.card.test_error.items():
         assert error_rate(model, *regime_test_set(regime, mnist_dir)) == pytest.approx(recorded, abs=1e-3), regime
 

@@ -1,6 +1,7 @@
-""" "Watch it learn": the shipped training time-lapses, from the identity to the end: the
-RTS affine ST-CNN learning to undo a distortion, then (when it ships) the glimpse RNN
-learning where on a three-digit canvas to look."""
+""" "Watch it learn": the shipped training time-lapses, from the identity to the end: a
+single-digit ST-CNN learning its warp (the RTS affine model undoing rotation, or the TC
+attention model learning to zoom), then, when it ships, the glimpse RNN learning where on
+a three-digit canvas to look."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ ID, TITLE = "learn", "Watch it learn"
 
 
 def build(lab: Lab, page: Page) -> TeachingView:
-    steps = lab.timelapse_steps()
-    lapse = sequence_timelapse()
+    lapses = lab.timelapses()
+    sequence = sequence_timelapse()
     with gr.Tab(TITLE, id=ID) as tab:
-        if not steps:
+        if not lapses:
             gr.Markdown("No training time-lapse ships with this copy.")
             return TeachingView(ID, tab, [], [], lambda: [])
-        position = gr.Slider(0, len(steps) - 1, value=0, step=1, label="recorded training step (0 = identity, before training)")
+        which = gr.Radio(lapses, value=lapses[0][1], label="which model learning", visible=len(lapses) > 1)
+        longest = max(len(lab.timelapse_steps(name)) for _, name in lapses)
+        position = gr.Slider(0, longest - 1, value=0, step=1, label="recorded training step (0 = identity, before training)")
         with gr.Row():
             now = gr.Image(
                 label="at this step: 16 fixed test digits (rows 1, 3) and the ST's outputs (rows 2, 4)", interactive=False
@@ -28,30 +31,33 @@ def build(lab: Lab, page: Page) -> TeachingView:
             final = gr.Image(label="at the end of training", interactive=False)
         text = gr.Markdown()
         glimpse_outputs = []
-        if lapse is not None:
+        if sequence is not None:
             gr.Markdown(
                 "**Several digits: the glimpse RNN learning where to look.** At step 0 its three windows are the "
                 "initial crops (left, middle, right); as it trains they wander, then settle on the digits."
             )
-            glimpse_position = gr.Slider(0, len(lapse) - 1, value=0, step=1, label="recorded training step of the glimpse RNN")
+            glimpse_position = gr.Slider(0, len(sequence) - 1, value=0, step=1, label="recorded training step of the glimpse RNN")
             glimpse_frame = gr.HTML(elem_id="stn-learn-glimpses")
             glimpse_text = gr.Markdown()
             glimpse_outputs = [glimpse_frame, glimpse_text]
 
-    def render(at, *glimpse_at):
-        picture, words = lab.timelapse_frame(at)
-        last, last_words = lab.timelapse_frame(len(steps) - 1)
+    def render(name, at, *glimpse_at):
+        """Frame ``at`` of time-lapse ``name`` beside its last frame (a lapse with fewer
+        frames shows its last one), then the glimpse RNN's frame when it ships."""
+        picture, words = lab.timelapse_frame(at, name)
+        last, last_words = lab.timelapse_frame(len(lab.timelapse_steps(name)) - 1, name)
         answer = [picture, last, f"{words}\n\nAt the end: {last_words}"]
         if glimpse_at:
-            answer += list(timelapse_html(lapse, glimpse_at[0]))
+            answer += list(timelapse_html(sequence, glimpse_at[0]))
         return answer
 
-    def render_glimpses(at):
-        return list(timelapse_html(lapse, at))
-
-    position.input(user_errors(render), position, [now, final, text], trigger_mode="always_last", **QUIET)
-    inputs, outputs = [position], [now, final, text]
-    if lapse is not None:
-        glimpse_position.input(render_glimpses, glimpse_position, glimpse_outputs, trigger_mode="always_last", **QUIET)
-        inputs, outputs = [position, glimpse_position], outputs + glimpse_outputs
+    single = [which, position]
+    for control in (which, position):
+        control.input(user_errors(render), single, [now, final, text], trigger_mode="always_last", **QUIET)
+    inputs, outputs = single, [now, final, text]
+    if sequence is not None:
+        glimpse_position.input(
+            lambda at: list(timelapse_html(sequence, at)), glimpse_position, glimpse_outputs, trigger_mode="always_last", **QUIET
+        )
+        inputs, outputs = [*single, glimpse_position], outputs + glimpse_outputs
     return TeachingView(ID, tab, inputs, outputs, render)
