@@ -103,6 +103,13 @@ class Lab:
     def __init__(self, service: InferenceService | None = None):
         self.service = service or InferenceService()
 
+    @functools.cached_property
+    def several(self):
+        """The "Several digits" logic (:class:`stn_lab.several.SeveralDigits`) over this service."""
+        from .several import SeveralDigits  # it imports this module
+
+        return SeveralDigits(self.service)
+
     # -- inputs ---------------------------------------------------------------------------
 
     def digit_from_image(self, image) -> np.ndarray:

@@ -15,11 +15,16 @@ Protocol (JSON text messages; see ``stn_lab/static/live.js`` for the client):
   - ``{"type": "frame", "seq": INT, "model": SLUG, "controls": {NAME: NUMBER, ...}}``:
     the nine controls of :class:`stn_core.controls.Controls` (missing ones take their
     defaults; values out of range are clamped, as every other input of the app).
+  - ``{"type": "scene", "seq": INT, "model": SLUG, "picks": [3 INT], "places": [[X, Y] x 3],
+    "clutter_seed": INT or null, "step": INT}``: the "Several digits" view while a digit is
+    dragged (:class:`stn_lab.several.Scene`; a pick of -1 is the session's digit).
 * server -> client
   - ``{"type": "ready", "models": [...], "max_message_bytes": N}`` on connect;
   - ``{"type": "frame", "seq": ..., ...}``: :func:`frame_payload`, answering a request;
-  - ``{"type": "error", "seq": ... or null, "message": TEXT}``: a bad message; the socket
-    stays open and keeps serving;
+  - ``{"type": "scene", "seq": ..., "canvas_html", "glimpses_html", "readout_html"}``: the
+    view's three pictures for a scene request (:func:`scene_payloads`);
+  - ``{"type": "error", "seq": ... or null, "message": TEXT}``: a bad message (with
+    ``"scene": true`` when it was a scene request); the socket stays open and keeps serving;
   - ``{"type": "busy", "message": TEXT}`` then close (code 1013) when the server already
     holds :attr:`LiveHub.max_connections` sockets.
 
@@ -47,8 +52,18 @@ from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
 
 from .lab import Lab, LabError
 from .rendering import grid_lines, theta_words_many
+from .several import OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readout_html
 
-__all__ = ["LiveHub", "decode_digit", "encode_digit", "frame_payload", "frame_payloads", "parse_frame_request"]
+__all__ = [
+    "LiveHub",
+    "decode_digit",
+    "encode_digit",
+    "frame_payload",
+    "frame_payloads",
+    "parse_frame_request",
+    "parse_scene_request",
+    "scene_payloads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +175,49 @@ def parse_message(text) -> dict:
         raise LabError("not a JSON message: nested too deeply") from None
     except ValueError as error:
         raise LabError(f"not a JSON message: {error}") from None
-    if not isinstance(message, dict) or message.get("type") not in ("digit", "frame"):
-        raise LabError('a message is a JSON object with "type" "digit" or "frame"')
+    if not isinstance(message, dict) or message.get("type") not in ("digit", "frame", "scene"):
+        raise LabError('a message is a JSON object with "type" "digit", "frame" or "scene"')
     return message
+
+
+def _whole(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LabError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def parse_scene_request(lab: Lab, message: dict) -> tuple[str, Scene, int]:
+    """``(model slug, scene, glimpses shown)`` of a scene request; :class:`LabError` naming
+    the bad field otherwise (the scene itself is checked when it is read)."""
+    several = lab.several
+    model = message.get("model")
+    if model not in several.models:
+        raise LabError(f'"model" must be one of {list(several.models)}, got {model!r}')
+    picks, places = message.get("picks"), message.get("places")
+    if not isinstance(picks, list) or len(picks) != SLOTS:
+        raise LabError(f'"picks" must be a list of {SLOTS} sample indices (-1: your digit)')
+    if not isinstance(places, list) or len(places) != SLOTS or not all(isinstance(p, list) and len(p) == 2 for p in places):
+        raise LabError(f'"places" must be a list of {SLOTS} [x, y] pairs')
+    picks = tuple(_whole(p, "a pick", OWN, several.pool.shape[0] - 1) for p in picks)
+    places = tuple((_whole(x, "x", 0, ROOM), _whole(y, "y", 0, ROOM)) for x, y in places)
+    seed = message.get("clutter_seed")
+    seed = None if seed is None else _whole(seed, '"clutter_seed"', 0, 2**31 - 1)
+    step = _whole(message.get("step", SLOTS), '"step"', 1, SLOTS)
+    return model, Scene(picks, places, seed), step
+
+
+def scene_payloads(readings: list, steps: list[int], seqs: list) -> list[dict]:
+    """The "Several digits" view's pictures for each reading, as the Gradio path draws them."""
+    return [
+        {
+            "type": "scene",
+            "seq": seq,
+            "canvas_html": canvas_html(reading, step),
+            "glimpses_html": glimpses_html(reading, step),
+            "readout_html": readout_html(reading, step),
+        }
+        for reading, step, seq in zip(readings, steps, seqs)
+    ]
 
 
 def parse_frame_request(lab: Lab, message: dict) -> tuple[str, Controls]:
@@ -194,6 +249,7 @@ class _Session:
     send: object  # async callable taking a str
     digit: np.ndarray | None = None
     pending: tuple | None = None  # (seq, key, controls, digit)
+    pending_scene: tuple | None = None  # (seq, slug, scene, step, digit)
     closed: bool = False
     window_start: float = field(default_factory=lambda: time.monotonic() - 1.0)
 
@@ -249,14 +305,14 @@ class LiveHub:
             pass
         finally:
             session.closed = True
-            session.pending = None
+            session.pending = session.pending_scene = None
             self.sessions.discard(session)
 
     async def receive(self, session: _Session, text) -> None:
         """Handle one message of ``session`` (exposed for tests without a server)."""
         self._ensure_worker()
         await self._throttle(session)
-        seq = None
+        seq, message = None, None
         try:
             message = parse_message(text)
             seq = message.get("seq")
@@ -266,13 +322,20 @@ class LiveHub:
             if message["type"] == "digit":
                 session.digit = decode_digit(message.get("digit"))
                 return
+            if message["type"] == "scene":
+                slug, scene, step = parse_scene_request(self.lab, message)
+                self.lab.several.check(scene, session.digit)
+                session.pending_scene = (seq, slug, scene, step, session.digit)  # replaces a stale one
+                self._wake.set()
+                return
             key, controls = parse_frame_request(self.lab, message)
             if session.digit is None:
                 raise LabError("no digit yet: send a digit message first")
             session.pending = (seq, key, controls, session.digit)  # replaces a stale request
             self._wake.set()
         except LabError as error:
-            await self._send(session, {"type": "error", "seq": seq, "message": str(error)})
+            scene = isinstance(message, dict) and message.get("type") == "scene"
+            await self._send(session, {"type": "error", "seq": seq, "message": str(error), **({"scene": True} if scene else {})})
 
     async def _throttle(self, session: _Session) -> None:
         """Read a socket no faster than :attr:`max_messages_per_s` on average: each message
@@ -306,35 +369,67 @@ class LiveHub:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch = []
+            frames, scenes = [], []
             for session in list(self.sessions):
-                if session.pending is not None and not session.closed:
-                    batch.append((session, session.pending))
+                if session.closed:
+                    continue
+                if session.pending is not None:
+                    frames.append((session, session.pending))
                     session.pending = None
-            if not batch:
+                if session.pending_scene is not None:
+                    scenes.append((session, session.pending_scene))
+                    session.pending_scene = None
+            if not frames and not scenes:
                 continue
             try:
-                answers = await loop.run_in_executor(self._executor, self.compute, [request for _, request in batch])
+                answers = await loop.run_in_executor(
+                    self._executor, self.compute_all, [request for _, request in frames], [request for _, request in scenes]
+                )
             except Exception:  # never let one bad batch stop the channel
                 log.exception("live batch failed")
                 answers = [
                     {"type": "error", "seq": request[0], "message": "the server could not compute this frame"}
-                    for _, request in batch
+                    for _, request in frames
+                ] + [
+                    {"type": "error", "seq": request[0], "scene": True, "message": "the server could not compute this scene"}
+                    for _, request in scenes
                 ]
             self.ticks += 1
-            await asyncio.gather(*(self._send(session, answer) for (session, _), answer in zip(batch, answers)))
+            sessions = [session for session, _ in frames + scenes]
+            await asyncio.gather(*(self._send(session, answer) for session, answer in zip(sessions, answers)))
+
+    def compute_all(self, frames: list[tuple], scenes: list[tuple]) -> list[dict]:
+        """One tick's answers: the frame requests', then the scene requests'."""
+        return (self.compute(frames) if frames else []) + (self.compute_scenes(scenes) if scenes else [])
 
     def compute(self, requests: list[tuple]) -> list[dict]:
         """``(seq, key, controls, digit)`` requests -> their payloads, one forward pass per model."""
-        by_key: dict[str, list[int]] = {}
-        for index, (_, key, _, _) in enumerate(requests):
-            by_key.setdefault(key, []).append(index)
+
+        def answer(key, group):
+            results = self.lab.service.predict_many([r[3] for r in group], [r[2] for r in group], key, fast=True)
+            return frame_payloads(self.lab, key, results, [r[0] for r in group])
+
+        return self._per_model(requests, answer)
+
+    def compute_scenes(self, requests: list[tuple]) -> list[dict]:
+        """``(seq, slug, scene, step, digit)`` requests -> their payloads, one forward pass
+        per model (each scene was checked when it arrived)."""
+
+        def answer(slug, group):
+            readings = self.lab.several.read_many([r[2] for r in group], slug, [r[4] for r in group])
+            return scene_payloads(readings, [r[3] for r in group], [r[0] for r in group])
+
+        return self._per_model(requests, answer)
+
+    def _per_model(self, requests: list[tuple], answer) -> list[dict]:
+        """Group requests by their model (field 1), answer each group with one call of
+        ``answer(model, group)``, and return the answers in the requests' order."""
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request[1], []).append(index)
         answers: list[dict | None] = [None] * len(requests)
-        for key, members in by_key.items():
-            digits, controls = [requests[i][3] for i in members], [requests[i][2] for i in members]
-            results = self.lab.service.predict_many(digits, controls, key, fast=True)
-            payloads = frame_payloads(self.lab, key, results, [requests[i][0] for i in members])
-            for index, payload in zip(members, payloads):
+        for model, members in groups.items():
+            for index, payload in zip(members, answer(model, [requests[i] for i in members])):
                 answers[index] = payload
         with self._lock:
             self.frames_computed += len(requests)

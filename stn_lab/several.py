@@ -9,7 +9,9 @@ the sequence CNN beside it. Nothing here knows about Gradio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import html
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +48,6 @@ class Scene:
     places: tuple[tuple[int, int], ...]
     clutter_seed: int | None = 0
 
-    def moved(self, slot: int, x: int, y: int) -> "Scene":
-        places = list(self.places)
-        places[slot] = (x, y)
-        return replace(self, places=tuple(places))
-
 
 @dataclass
 class Reading:
@@ -63,6 +60,8 @@ class Reading:
     cnn_probs: np.ndarray | None  # (3, 10) of the sequence CNN, when one ships
     truth: list[int | None]  # the digits left to right (None: the user's own digit)
     model_label: str
+    scene: Scene  # what was read, and by which model: the browser's live requests start from it
+    slug: str
 
 
 def _menu_label(model) -> str:
@@ -121,31 +120,49 @@ class SeveralDigits:
         order = sorted(range(SLOTS), key=lambda k: (scene.places[k][0], k))
         return [None if scene.picks[k] == OWN else int(self.labels[scene.picks[k]]) for k in order]
 
-    @torch.inference_mode()
     def read(self, scene: Scene, slug: str, own_digit: np.ndarray | None = None) -> Reading:
+        """One scene read by the recurrent model ``slug`` (and the sequence CNN)."""
+        return self.read_many([scene], slug, [own_digit])[0]
+
+    @torch.inference_mode()
+    def read_many(self, scenes: list[Scene], slug: str, own_digits: list[np.ndarray | None]) -> list[Reading]:
+        """Several scenes in one forward pass per model (the live channel's batch); a scene
+        that cannot be drawn raises :class:`LabError` before anything is computed."""
         if slug not in self.models:
             raise LabError(f"unknown sequence model {slug!r}; available: {', '.join(self.models) or 'none'}")
-        canvas = self.canvas(scene, own_digit).to(self.device)
+        canvases = torch.cat([self.canvas(scene, own) for scene, own in zip(scenes, own_digits)]).to(self.device)
         model = self.models[slug]
-        out = model.forward_details(canvas)
-        cnn_probs = self.cnn(canvas).softmax(-1)[0].cpu().numpy() if self.cnn is not None else None
-        return Reading(
-            canvas=canvas[0, 0].cpu().numpy(),
-            theta=out.theta[0].cpu(),
-            glimpses=out.glimpses[0, :, 0].cpu().numpy(),
-            probs=out.logits.softmax(-1)[0].cpu().numpy(),
-            cnn_probs=cnn_probs,
-            truth=self.truth(scene),
-            model_label=model.config.label,
-        )
+        out = model.forward_details(canvases)
+        probs = out.logits.softmax(-1).cpu().numpy()
+        cnn_probs = self.cnn(canvases).softmax(-1).cpu().numpy() if self.cnn is not None else [None] * len(scenes)
+        theta, glimpses, canvases = out.theta.cpu(), out.glimpses[:, :, 0].cpu().numpy(), canvases[:, 0].cpu().numpy()
+        return [
+            Reading(
+                canvas=canvases[i],
+                theta=theta[i],
+                glimpses=glimpses[i],
+                probs=probs[i],
+                cnn_probs=cnn_probs[i],
+                truth=self.truth(scene),
+                model_label=model.config.label,
+                scene=scene,
+                slug=slug,
+            )
+            for i, scene in enumerate(scenes)
+        ]
 
 
 # -- pictures and words of a reading ------------------------------------------------------
 
 
-def canvas_html(reading: Reading, step: int, size: int = 360) -> str:
-    """The canvas with the grids of glimpses 1..``step``, numbered in their colours."""
-    return glimpses_svg(reading.canvas, Affine(), reading.theta[: max(1, int(step))], size=size)
+def canvas_html(reading: Reading, step: int, size: int = 300) -> str:
+    """The canvas with the grids of glimpses 1..``step``, numbered in their colours, in a
+    wrapper whose ``data-scene`` holds what the browser needs to ask the live channel for
+    this scene with the digits moved (``stn_lab/static/live.js``)."""
+    scene = reading.scene
+    data = {"model": reading.slug, "picks": list(scene.picks), "clutter_seed": scene.clutter_seed}
+    svg = glimpses_svg(reading.canvas, Affine(), reading.theta[: max(1, int(step))], size=size)
+    return f"<div class=\"stn-scene\" data-scene='{json.dumps(data)}'>{svg}</div>"
 
 
 def glimpses_html(reading: Reading, step: int) -> str:
@@ -157,7 +174,7 @@ def glimpses_html(reading: Reading, step: int) -> str:
         if k < step:
             digit = int(reading.probs[k].argmax())
             body = picture_html(reading.glimpses[k], 112, alt=f"glimpse {k + 1}")
-            caption = f"<b>{k + 1}</b> reads <b>{digit}</b> · {100 * reading.probs[k, digit]:.0f} %"
+            caption = f"<b>{k + 1}</b> reads <b>{digit}</b> · {100 * reading.probs[k, digit]:.0f}%"
         else:
             body = '<div class="stn-glimpse-empty"></div>'
             caption = f"<b>{k + 1}</b> not yet taken"
@@ -171,16 +188,17 @@ def _digits(probs: np.ndarray) -> str:
     return " ".join(str(int(d)) for d in probs.argmax(-1))
 
 
-def readout_markdown(reading: Reading, step: int) -> str:
+def readout_html(reading: Reading, step: int) -> str:
     """Both models' readings against the truth, and where the last glimpse shown looks."""
     truth = " ".join("?" if d is None else str(d) for d in reading.truth)
-    cnn = f" · CNN reads **{_digits(reading.cnn_probs)}**" if reading.cnn_probs is not None else ""
+    cnn = f" · CNN reads <b>{_digits(reading.cnn_probs)}</b>" if reading.cnn_probs is not None else ""
     step = max(1, int(step))
     theta = reading.theta[step - 1]
     x, y = ((float(theta[2]) + 1) * TASK.canvas_size / 2, (float(theta[5]) + 1) * TASK.canvas_size / 2)
     return (
-        f"**{reading.model_label} reads {_digits(reading.probs)}**{cnn} · truth **{truth}**\n\n"
-        f"<small>glimpse {step}: centred at ({x:.0f}, {y:.0f}) px, {theta_words(Affine(), theta)}</small>"
+        f'<div class="stn-readout"><p><b>{html.escape(reading.model_label)} reads {_digits(reading.probs)}</b>{cnn} · '
+        f"truth <b>{truth}</b></p><p><small>glimpse {step}: centred at ({x:.0f}, {y:.0f}) px, "
+        f"{theta_words(Affine(), theta)}</small></p></div>"
     )
 
 

@@ -361,14 +361,36 @@ def test_the_step_slider_and_play_show_the_glimpses_one_at_a_time(open_page):
     page.wait_for_function(f"() => ({GLIMPSES_TAKEN})() === 3")
 
 
-def test_moving_a_digit_redraws_the_canvas(open_page):
+def test_dragging_a_digit_redraws_live_over_the_socket_and_release_syncs_the_view(open_page):
     page = open_page()
     _open_several(page)
-    before = page.locator("#stn-several-canvas").inner_html()
-    page.locator("#stn-several-positions input[type=range]").first.press("End")  # digit 1 to x = 72
-    page.wait_for_function("(before) => document.querySelector('#stn-several-canvas').innerHTML !== before", arg=before)
+    gradio_requests = []
+    page.on("request", lambda r: gradio_requests.append(r.url) if "/gradio_api/queue/join" in r.url else None)
+    before = page.locator("#stn-several-canvas .stn-scene").inner_html()
+    slider = page.locator("#stn-several-positions input[type=range]").first.bounding_box()
+    y = slider["y"] + slider["height"] / 2
+    page.mouse.move(slider["x"] + 4, y)
+    page.mouse.down()
+    for i in range(30):
+        page.mouse.move(slider["x"] + slider["width"] * (0.05 + 0.03 * i), y)
+        page.wait_for_timeout(20)
+    page.wait_for_function("() => Number(document.querySelector('#stn-several-canvas').dataset.frames || 0) >= 3")
+    during = list(gradio_requests)
+    page.mouse.up()
+    assert not during, f"the drag went through Gradio's queue: {during[:3]}"
+    assert page.locator("#stn-several-canvas .stn-scene").inner_html() != before
+    stats = page.evaluate("() => window.stnLive.sceneStats()")
+    assert stats["drawn"] >= 3, stats
+    # the release is a Gradio event: the glimpse stepping then works on the scene on screen
+    page.wait_for_timeout(1500)
+    moved = page.locator("#stn-several-canvas .stn-scene").inner_html()
+    page.locator("#stn-several-step input[type=range]").press("Home")
+    page.wait_for_function(f"() => ({GLIMPSE_GRIDS})() === 1")
+    page.locator("#stn-several-step input[type=range]").press("End")
+    page.wait_for_function(f"() => ({GLIMPSE_GRIDS})() === 3")
+    assert page.locator("#stn-several-canvas .stn-scene").inner_html() == moved
     page.locator("#stn-several-random").click()
-    page.wait_for_function("(before) => document.querySelector('#stn-several-canvas').innerHTML !== before", arg=before)
+    page.wait_for_function("(moved) => document.querySelector('#stn-several-canvas .stn-scene').innerHTML !== moved", arg=moved)
     assert not page.locator(".toast-wrap .toast-body.error").count()
 
 

@@ -906,3 +906,85 @@ def test_live_frame_endpoint_returns_the_sockets_payload(live_server, codes):
             assert answer["type"] == "error" and set(answer) == {"type", "message"}, answer
     finally:
         caller.close()
+
+
+# -- "Several digits" scenes on the same channel ------------------------------------------------
+
+SCENE_MODEL = "sequence-glimpse-rnn"
+
+
+def _scene(seq: int, **fields) -> dict:
+    message = {"type": "scene", "seq": seq, "model": SCENE_MODEL, "picks": [5, 6, 7]}
+    message |= {"places": [[0, 10], [36, 40], [72, 20]], "clutter_seed": 3, "step": 3}
+    return message | fields
+
+
+def test_a_scene_is_answered_with_the_views_pictures_as_the_gradio_path_draws_them(make_hub, lab, codes):
+    from stn_lab.several import Scene, canvas_html, glimpses_html, readout_html
+
+    async def scenario():
+        browser = await ready_browser(make_hub(), codes[0])
+        answer = await browser.ask(_scene(4, step=2))
+        reading = lab.several.read(Scene((5, 6, 7), ((0, 10), (36, 40), (72, 20)), 3), SCENE_MODEL)
+        assert answer == {
+            "type": "scene",
+            "seq": 4,
+            "canvas_html": canvas_html(reading, 2),
+            "glimpses_html": glimpses_html(reading, 2),
+            "readout_html": readout_html(reading, 2),
+        }
+        # a pick of -1 is this socket's digit
+        own = await browser.ask(_scene(5, picks=[-1, 6, 7]))
+        expected = lab.several.read(Scene((-1, 6, 7), ((0, 10), (36, 40), (72, 20)), 3), SCENE_MODEL, decode_digit(codes[0]))
+        assert own["canvas_html"] == canvas_html(expected, 3)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"model": "rts-st-cnn-affine"}, '"model" must be one of'),
+        ({"picks": [5, 6]}, '"picks" must be a list of 3'),
+        ({"picks": [5, 6, 1000]}, "a pick must be a whole number from -1 to 999, got 1000"),
+        ({"places": [[0, 0], [0, 0], [73, 0]]}, "x must be a whole number from 0 to 72, got 73"),
+        ({"places": [[0, 0], [0, 0], [0.5, 0]]}, "x must be a whole number from 0 to 72, got 0.5"),
+        ({"places": "left"}, '"places" must be a list of 3 [x, y] pairs'),
+        ({"clutter_seed": -1}, '"clutter_seed" must be a whole number'),
+        ({"step": 4}, '"step" must be a whole number from 1 to 3, got 4'),
+        ({"step": True}, '"step" must be a whole number from 1 to 3, got True'),
+    ],
+)
+def test_a_bad_scene_gets_an_error_naming_the_field_and_the_socket_keeps_serving(make_hub, codes, fields, message):
+    async def scenario():
+        browser = await ready_browser(make_hub(), codes[0])
+        error = await browser.ask(_scene(9, **fields))
+        assert error["type"] == "error" and error["seq"] == 9 and error["scene"] is True
+        assert message in error["message"]
+        assert (await browser.ask(_scene(10)))["type"] == "scene"
+
+    run(scenario())
+
+
+def test_a_scene_with_your_digit_before_any_digit_is_refused(make_hub):
+    async def scenario():
+        browser = Browser(make_hub())
+        await browser.hello()
+        error = await browser.ask(_scene(1, picks=[-1, 6, 7]))
+        assert error["type"] == "error" and "no digit of yours yet" in error["message"]
+
+    run(scenario())
+
+
+def test_scenes_of_several_clients_share_one_pass_and_only_the_newest_is_computed(make_hub, codes):
+    async def scenario():
+        hub = make_hub()
+        browsers = [await ready_browser(hub, code) for code in codes[:4]]
+        for browser in browsers:  # each sends three before the worker runs: only the third counts
+            for seq in (1, 2, 3):
+                browser.send(_scene(seq, places=[[seq, 0], [36, 0], [72, 0]]))
+        answers = [await browser.answer() for browser in browsers]
+        assert [a["seq"] for a in answers] == [3, 3, 3, 3]
+        assert hub.frames_computed == 4 and hub.ticks <= 2
+
+    run(scenario())

@@ -10,12 +10,13 @@ from stn_core.geometry import Affine
 from stn_core.multi import compose_sequence, initial_crops
 from stn_lab.lab import LabError
 from stn_lab.rendering import GLIMPSE_COLOURS, glimpses_svg
-from stn_lab.several import OWN, ROOM, Scene, SeveralDigits, canvas_html, glimpses_html, readout_markdown
+from stn_lab.several import OWN, ROOM, Scene, SeveralDigits, canvas_html, glimpses_html, readout_html
 
 
 @pytest.fixture(scope="module")
 def several(lab):
-    return SeveralDigits(lab.service)
+    assert isinstance(lab.several, SeveralDigits)
+    return lab.several
 
 
 def test_the_menu_holds_the_shipped_recurrent_models_best_first(several):
@@ -95,8 +96,8 @@ def test_the_step_decides_which_grids_and_glimpses_show(several):
         assert picture.count("<text") == step  # one number per grid shown
         row = glimpses_html(reading, step)
         assert row.count(" reads <b>") == step and row.count("not yet taken") == 3 - step
-    words = readout_markdown(reading, 2)
-    assert "truth **" in words and "CNN reads **" in words and "glimpse 2: centred at" in words
+    words = readout_html(reading, 2)
+    assert "truth <b>" in words and "CNN reads <b>" in words and "glimpse 2: centred at" in words
 
 
 def test_each_glimpse_has_its_own_colour_and_number():

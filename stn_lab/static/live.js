@@ -14,6 +14,12 @@
  * If the socket cannot open (a proxy that blocks WebSockets), frames go through Gradio's
  * own event path instead (the /live_frame API endpoint, same payload), and the status
  * line says so.
+ *
+ * The "Several digits" view uses the same socket while one of its digits is dragged: each
+ * position slider's input sends the scene (what the server last drew, from the canvas's
+ * data-scene, with the sliders' positions), one in flight at a time, and the answer's
+ * three pictures replace the view's. Without the socket that view redraws when the
+ * slider is released (a Gradio event).
  */
 (() => {
   "use strict";
@@ -78,6 +84,10 @@
         request();
       } else if (message.type === "frame") {
         received(message);
+      } else if (message.type === "scene") {
+        sceneReceived(message);
+      } else if (message.type === "error" && message.scene) {
+        sceneReceived(null, message.message);
       } else if (message.type === "error") {
         answered(message.seq);
         showNotice(message.message);
@@ -307,6 +317,54 @@
     }
   }
 
+  // -- the "Several digits" view: scenes while a digit is dragged -------------------------------
+
+  const scene = { inFlight: false, dirty: false, seq: 0, drawn: 0 };
+
+  function sceneRequest() {
+    const socket = state.socket;
+    if (state.mode !== "socket" || !socket || socket.readyState !== 1) return;
+    const holder = document.querySelector("#stn-several-canvas .stn-scene");
+    if (!holder) return;
+    if (scene.inFlight) { scene.dirty = true; return; }
+    let data;
+    try { data = JSON.parse(holder.dataset.scene); } catch (error) { return; }
+    const xy = [...document.querySelectorAll("#stn-several-positions input[type=range]")].map((i) => parseInt(i.value, 10));
+    const step = parseInt((document.querySelector("#stn-several-step input[type=range]") || { value: "3" }).value, 10);
+    if (xy.length !== 6 || xy.some((v) => !Number.isFinite(v))) return;
+    scene.dirty = false;
+    scene.inFlight = true;
+    socket.send(JSON.stringify({
+      type: "scene", seq: ++scene.seq, model: data.model, picks: data.picks, clutter_seed: data.clutter_seed,
+      places: [[xy[0], xy[1]], [xy[2], xy[3]], [xy[4], xy[5]]], step,
+    }));
+  }
+
+  function replace(selector, markup) {
+    const old = document.querySelector(selector);
+    if (old) old.outerHTML = markup;
+  }
+
+  function sceneReceived(answer, errorText) {
+    scene.inFlight = false;
+    if (answer) {
+      replace("#stn-several-canvas .stn-scene", answer.canvas_html);
+      replace("#stn-several-glimpses .stn-glimpses", answer.glimpses_html);
+      replace("#stn-several-readout .stn-readout", answer.readout_html);
+      const view = document.getElementById("stn-several-canvas");
+      if (view) view.dataset.frames = String(++scene.drawn);
+    } else if (errorText) {
+      replace("#stn-several-readout .stn-readout", '<div class="stn-readout"><p></p></div>');
+      const line = document.querySelector("#stn-several-readout .stn-readout p");
+      if (line) line.textContent = errorText;
+    }
+    if (scene.dirty) sceneRequest();
+  }
+
+  document.addEventListener("input", (event) => {
+    if (event.target.closest && event.target.closest("#stn-several-positions")) sceneRequest();
+  }, true);
+
   // -- entry points for the page ---------------------------------------------------------------
 
   window.stnLive = {
@@ -332,6 +390,7 @@
       return { mode: state.mode, redraws: state.redraws, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
     },
     lastFrame() { return state.lastFrame; },
+    sceneStats() { return { sent: scene.seq, drawn: scene.drawn }; },
   };
 
   // Slider drags: one delegated listener, robust to Gradio re-rendering its components.

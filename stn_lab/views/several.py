@@ -14,7 +14,7 @@ import time
 import gradio as gr
 
 from ..lab import Lab, LabError
-from ..several import OWN, ROOM, SLOTS, Scene, SeveralDigits, canvas_html, glimpses_html, readout_markdown
+from ..several import OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readout_html
 from . import QUIET, Page, TeachingView, user_errors
 
 ID, TITLE = "several", "Several digits"
@@ -26,7 +26,7 @@ PLAY_PAUSE_S = 0.8  # between glimpses when playing
 
 
 def build(lab: Lab, page: Page) -> TeachingView:
-    several = SeveralDigits(lab.service)
+    several = lab.several
     choices = several.choices()
     with gr.Tab(TITLE, id=ID) as tab:
         if not choices:
@@ -39,16 +39,16 @@ def build(lab: Lab, page: Page) -> TeachingView:
             elem_id="stn-several-intro",
         )
         with gr.Row(elem_id="stn-several-toolbar", equal_height=True):
-            again = gr.Button("random test canvas", size="sm", elem_id="stn-several-random", min_width=120)
-            model = gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=220)
-            clutter = gr.Checkbox(value=True, label="clutter", container=False, min_width=90)
-            mine = gr.Dropdown(MINE, value=MINE[0][1], show_label=False, container=False, min_width=200)
+            again = gr.Button("random canvas", size="sm", elem_id="stn-several-random", min_width=120, scale=2)
+            model = gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=200, scale=3)
+            clutter = gr.Checkbox(value=True, label="clutter", container=False, min_width=80, scale=1)
+            mine = gr.Dropdown(MINE, value=MINE[0][1], show_label=False, container=False, min_width=180, scale=3)
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=240):
                 canvas_view = gr.HTML(elem_id="stn-several-canvas")
             with gr.Column(scale=5, min_width=300):
                 glimpse_view = gr.HTML(elem_id="stn-several-glimpses")
-                readout = gr.Markdown(elem_id="stn-several-readout")
+                readout = gr.HTML(elem_id="stn-several-readout")
                 with gr.Row():
                     step = gr.Slider(
                         1, SLOTS, value=SLOTS, step=1, label="glimpses shown", elem_id="stn-several-step", buttons=[]
@@ -58,7 +58,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
             positions = []
             for k in range(SLOTS):
                 for axis, value in zip("xy", first.places[k]):
-                    label = f"digit {k + 1}: {axis} (px)"
+                    label = f"{PLACES[k]} {axis}"
                     positions.append(gr.Slider(0, ROOM, value=value, step=1, label=label, min_width=110, buttons=[]))
         picks = gr.State(first.picks)
         clutter_seed = gr.State(first.clutter_seed)
@@ -78,12 +78,12 @@ def build(lab: Lab, page: Page) -> TeachingView:
         except LabError as error:
             gr.Warning(str(error))
             return [gr.skip(), gr.skip(), gr.skip(), gr.skip()]
-        return [result, canvas_html(result, step_), glimpses_html(result, step_), readout_markdown(result, step_)]
+        return [result, canvas_html(result, step_), glimpses_html(result, step_), readout_html(result, step_)]
 
     def show(result, step_):
         if result is None:
             return [gr.skip()] * 3
-        return [canvas_html(result, step_), glimpses_html(result, step_), readout_markdown(result, step_)]
+        return [canvas_html(result, step_), glimpses_html(result, step_), readout_html(result, step_)]
 
     def play_glimpses(result):
         """Glimpse 1, then 2, then 3, as the network takes them."""
@@ -100,8 +100,12 @@ def build(lab: Lab, page: Page) -> TeachingView:
     inputs = [page.digit, picks, clutter_seed, clutter, mine, model, step, *positions]
     outputs = [reading, canvas_view, glimpse_view, readout]
     shown = [canvas_view, glimpse_view, readout]
-    for control in (*positions,):
-        control.input(render, inputs, outputs, trigger_mode="always_last", **QUIET)
+    # Dragging a digit is drawn by the live channel (stn_lab/static/live.js sends the scene
+    # on every slider input); its release, a Gradio event, reads the final scene here, so
+    # the step slider and "play" work on what is on screen (and without the socket, a
+    # drag is drawn when it ends).
+    for control in positions:
+        control.release(render, inputs, outputs, trigger_mode="always_last", **QUIET)
     for control in (clutter, mine, model):
         control.change(render, inputs, outputs, trigger_mode="always_last", **QUIET)
     step.input(user_errors(show), [reading, step], shown, trigger_mode="always_last", **QUIET)
