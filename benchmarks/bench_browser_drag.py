@@ -160,8 +160,9 @@ def _round(value):
     return None if value is None else round(value, 1)
 
 
-async def drag(page, seconds: float, phase: list) -> tuple[float, float, int, int]:
-    """Press the rotation slider's thumb and sweep it back and forth, a few px every 1/60 s.
+async def drag(page, seconds: float, phase: list, selector: str = SLIDER) -> tuple[float, float, int, int]:
+    """Press the thumb of the slider ``selector`` (the rotation slider) and sweep it back
+    and forth, a few px every 1/60 s.
 
     The moves go straight to Chromium over CDP (``Input.dispatchMouseEvent``) without
     waiting for each one's acknowledgement: Chromium acknowledges a mouse move only once
@@ -173,7 +174,7 @@ async def drag(page, seconds: float, phase: list) -> tuple[float, float, int, in
     mouse is down and moving, and to "release" just before the mouse is released. Returns
     the page times (ms) at the start and the end of the drag, the moves sent and the ticks
     skipped."""
-    slider = page.locator(SLIDER).first
+    slider = page.locator(selector).first
     await slider.scroll_into_view_if_needed()
     box = await slider.bounding_box()
     low, high, value = [float(await slider.evaluate(f"e => e.{name}")) for name in ("min", "max", "value")]

@@ -319,7 +319,7 @@
 
   // -- the "Several digits" view: scenes while a digit is dragged -------------------------------
 
-  const scene = { inFlight: false, dirty: false, seq: 0, drawn: 0 };
+  const scene = { inFlight: false, dirty: false, seq: 0, drawn: 0, sentAt: 0, latencies: [] };
 
   function sceneRequest() {
     const socket = state.socket;
@@ -334,6 +334,7 @@
     if (xy.length !== 6 || xy.some((v) => !Number.isFinite(v))) return;
     scene.dirty = false;
     scene.inFlight = true;
+    scene.sentAt = performance.now();
     socket.send(JSON.stringify({
       type: "scene", seq: ++scene.seq, model: data.model, picks: data.picks, clutter_seed: data.clutter_seed,
       places: [[xy[0], xy[1]], [xy[2], xy[3]], [xy[4], xy[5]]], step,
@@ -348,6 +349,8 @@
   function sceneReceived(answer, errorText) {
     scene.inFlight = false;
     if (answer) {
+      scene.latencies.push(performance.now() - scene.sentAt);
+      if (scene.latencies.length > 2000) scene.latencies.splice(0, 1000);
       replace("#stn-several-canvas .stn-scene", answer.canvas_html);
       replace("#stn-several-glimpses .stn-glimpses", answer.glimpses_html);
       replace("#stn-several-readout .stn-readout", answer.readout_html);
@@ -390,7 +393,10 @@
       return { mode: state.mode, redraws: state.redraws, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
     },
     lastFrame() { return state.lastFrame; },
-    sceneStats() { return { sent: scene.seq, drawn: scene.drawn }; },
+    sceneStats() {
+      const sorted = [...scene.latencies].sort((a, b) => a - b);
+      return { sent: scene.seq, drawn: scene.drawn, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
+    },
   };
 
   // Slider drags: one delegated listener, robust to Gradio re-rendering its components.
