@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .cards import ModelCard
-from .checkpoints import load, write_card
+from .checkpoints import load, read_card, write_card
 from .distortions import REGIMES, as_float_images, fixed_test_set
 from .mnist import SAMPLE_SIZE, TEST_DIGITS, load_mnist, load_sample, mnist_dir
 from .multi import TASKS, fixed_task_test_set, task_errors
@@ -240,6 +240,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="with --update-cards: also store each model's error on the test digits turned every 15 degrees",
     )
+    parser.add_argument(
+        "--from-cards",
+        action="store_true",
+        help="measure nothing: print and write the tables from the errors the cards hold (after --update-cards runs)",
+    )
     parser.add_argument("--readme", type=Path, help="write the shipped-models README (Table-1 layout) from the cards here")
     parser.add_argument(
         "--results-section",
@@ -247,8 +252,14 @@ def main(argv=None) -> int:
         help="replace the results section of this README (between its markers) with the cards' table",
     )
     args = parser.parse_args(argv)
+    if args.from_cards and (args.update_cards or args.regimes):
+        parser.error("--from-cards measures nothing: it cannot go with --update-cards or --regimes")
 
-    results, cards = evaluate_checkpoints(args.checkpoints, args.regimes, args.data_dir, args.device)
+    if args.from_cards:
+        cards = {str(path): read_card(path) for path in args.checkpoints}
+        results = {path: dict(card.test_error) for path, card in cards.items()}
+    else:
+        results, cards = evaluate_checkpoints(args.checkpoints, args.regimes, args.data_dir, args.device)
     print(results_table(results, cards, show_paper=args.paper))
     tasks = tasks_table(results, cards)
     if tasks:
