@@ -409,3 +409,13 @@ def test_several_digits_fits_on_one_screen(open_page, name):
         assert box and box["y"] >= 0 and box["y"] + box["height"] <= screen["height"] + 1, (
             f"{selector} is not fully on the {name} screen: {box}"
         )
+
+
+def test_on_a_phone_the_slider_bar_slides_away_below_the_main_view_and_comes_back(open_page):
+    page = open_page(width=390, height=844)
+    bar_top = "() => document.getElementById('stn-sliders').getBoundingClientRect().top"
+    page.wait_for_function(f"() => ({bar_top})() < 844")  # on screen with the picture
+    page.locator("#stn-views").evaluate("element => element.scrollIntoView()")
+    page.wait_for_function(f"() => ({bar_top})() >= 844")  # gone: it covers no teaching view
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_function(f"() => ({bar_top})() < 844")

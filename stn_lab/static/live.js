@@ -409,6 +409,17 @@
     if (box) request();
   }, true);
 
+  // On a phone the sliders' bar is fixed to the bottom of the screen, for the main view;
+  // once the teaching views (#stn-views) reach the upper half of the screen, lab.css
+  // slides the bar away, so that it covers none of them. Checked on scroll, once a frame.
+  let barCheck = 0;
+  function placeBar() {
+    barCheck = 0;
+    const bar = $("stn-sliders"), views = $("stn-views");
+    if (bar && views) bar.classList.toggle("stn-away", views.getBoundingClientRect().top < window.innerHeight / 2);
+  }
+  window.addEventListener("scroll", () => { if (!barCheck) barCheck = requestAnimationFrame(placeBar); }, { passive: true });
+
   if (new URLSearchParams(window.location.search).get("live") === "off") {
     state.mode = "connecting";
     setTimeout(() => fallBack("switched off by ?live=off"), 0);
