@@ -24,11 +24,14 @@ def build(lab: Lab, page: Page) -> TeachingView:
         which = gr.Radio(lapses, value=lapses[0][1], label="which model learning", visible=len(lapses) > 1)
         longest = max(len(lab.timelapse_steps(name)) for _, name in lapses)
         position = gr.Slider(0, longest - 1, value=0, step=1, label="recorded training step (0 = identity, before training)")
+        # Captions above the pictures, not Gradio's image labels, which sit over the picture's top row.
         with gr.Row():
-            now = gr.Image(
-                label="at this step: 16 fixed test digits (rows 1, 3) and the ST's outputs (rows 2, 4)", interactive=False
-            )
-            final = gr.Image(label="at the end of training", interactive=False)
+            with gr.Column():
+                gr.Markdown("**At this step**")
+                now = gr.Image(show_label=False, interactive=False)
+            with gr.Column():
+                gr.Markdown("**At the end of training**")
+                final = gr.Image(show_label=False, interactive=False)
         text = gr.Markdown()
         glimpse_outputs = []
         if sequence is not None:
@@ -46,7 +49,8 @@ def build(lab: Lab, page: Page) -> TeachingView:
         frames shows its last one), then the glimpse RNN's frame when it ships."""
         picture, words = lab.timelapse_frame(at, name)
         last, last_words = lab.timelapse_frame(len(lab.timelapse_steps(name)) - 1, name)
-        answer = [picture, last, f"{words}\n\nAt the end: {last_words}"]
+        rows = "Rows 1 and 3: 16 fixed test digits; rows 2 and 4: what the ST made of them."
+        answer = [picture, last, f"{rows}\n\nAt this step: {words}\n\nAt the end: {last_words}"]
         if glimpse_at:
             answer += list(timelapse_html(sequence, glimpse_at[0]))
         return answer
