@@ -74,6 +74,7 @@ RECIPE = (
     "seed",
     "train_subset",
     "init",
+    "init_scale",
     "transformers",
     "classifier",
 )
@@ -141,6 +142,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="start from the weights of this model (a .safetensors file with its card; same architecture) "
         "instead of a random initialisation",
     )
+    parser.add_argument(
+        "--init-scale",
+        type=float,
+        help="attention or affine spatial transformers: start zoomed in, theta's scale this instead of 1 "
+        "(a smaller output than the canvas then starts at full resolution on the canvas's centre)",
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/NAME)")
@@ -168,6 +175,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         config = model_config(args)
     except ValueError as error:
         parser.error(f"--model {args.model}: {error}")
+    if args.init_scale is not None:
+        if args.task or args.transform not in ("affine", "attention"):
+            parser.error("--init-scale needs a single-digit affine or attention spatial transformer (--transform)")
+        if not 0.05 <= args.init_scale <= 1.0:
+            parser.error(f"--init-scale must be from 0.05 to 1, got {args.init_scale}")
     args.name = args.name or model_slug(args.regime, config)
     if not SLUG.match(args.name):
         parser.error(f"--name must be a slug (lower-case letters, digits and single dashes), got {args.name!r}")
@@ -301,6 +313,8 @@ def train(args: argparse.Namespace) -> ModelCard | None:
     config = model_config(args)
     model = (build_multi_model(config) if args.task else build_model(config)).to(device)
     init_record = _initialise_from(model, args.init) if args.init else None
+    if args.init_scale is not None:
+        _start_zoomed_in(model, args.init_scale)
     localisation = [p for n, p in model.named_parameters() if n.startswith(LOCALISATION)]
     others = [p for n, p in model.named_parameters() if not n.startswith(LOCALISATION)]
     groups = [{"params": others, "lr": args.lr}] + ([{"params": localisation, "lr": args.loc_lr}] if localisation else [])
@@ -424,6 +438,18 @@ def train(args: argparse.Namespace) -> ModelCard | None:
         if any(not torch.equal(prints[0], p) for p in prints):
             raise SystemExit(f"processes ended with different weights: {[p.tolist() for p in prints]}")
     return card
+
+
+def _start_zoomed_in(model: torch.nn.Module, scale: float) -> None:
+    """Set the spatial transformer's starting theta (its regressor's bias; the weights
+    start at zero) to the identity scaled by ``scale``: a window of ``scale`` times the
+    canvas, on its centre."""
+    with torch.no_grad():
+        bias = model.spatial_transformer.regressor.bias
+        if model.config.transform == "attention":
+            bias[0] = scale
+        else:
+            bias[0] = bias[4] = scale
 
 
 def _initialise_from(model: torch.nn.Module, path: str) -> str:

@@ -159,3 +159,18 @@ def test_init_starts_from_another_models_weights_and_the_card_names_it(mnist_dir
     assert card.training.init == f"r-st-cnn-affine sha256:{source_card.weights_sha256}"
     with pytest.raises(SystemExit, match="has architecture"):
         _run(tmp_path, mnist_dir, "wrong", "--epochs", "1", "--model", "cnn", "--init", str(weights))
+
+
+def test_init_scale_starts_the_transformer_zoomed_in_on_the_centre(mnist_dir, tmp_path):
+    from stn_core.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "cnn", "--init-scale", "0.5"])
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "st-cnn", "--transform", "attention", "--init-scale", "0"])
+    out, _ = _run(
+        tmp_path, mnist_dir, "zoom", "--transform", "attention", "--regime", "TC", "--output-size", "30",
+        "--init-scale", "0.5", "--epochs", "1", "--timelapse-every", "1",
+    )  # fmt: skip
+    lapse = timelapse.load(out / "timelapse.npz")
+    assert np.allclose(lapse.theta[0], [0.5, 0.0, 0.0])  # step 0: every digit, the same centred window
