@@ -28,6 +28,7 @@ from .rendering import GLIMPSE_COLOURS, glimpses_svg, picture_html, theta_words
 TASK = TASKS["sequence"]
 SLOTS = TASK.digits
 ROOM = TASK.canvas_size - DIGIT_SIZE  # the highest top-left pixel a digit can have (72)
+HALF = DIGIT_SIZE // 2  # a digit's centre is its top-left pixel + 14 (the view's sliders show centres)
 OWN = -1  # a pick that means "the digit from the main view"
 # The recurrent models, best first (the view's model menu), by slug.
 RECURRENT = ("sequence-glimpse-rnn", "sequence-rnn-spn")
@@ -66,7 +67,7 @@ class Reading:
 
 def _menu_label(model) -> str:
     error = model.card.test_error.get("digit")
-    return model.config.label if error is None else f"{model.config.label} ({error:.1f} % wrong)"
+    return model.config.label if error is None else f"{model.config.label} · {error:.1f} %"
 
 
 class SeveralDigits:
@@ -160,7 +161,8 @@ def canvas_html(reading: Reading, step: int, size: int = 300) -> str:
     wrapper whose ``data-scene`` holds what the browser needs to ask the live channel for
     this scene with the digits moved (``stn_lab/static/live.js``)."""
     scene = reading.scene
-    data = {"model": reading.slug, "picks": list(scene.picks), "clutter_seed": scene.clutter_seed}
+    # "half": the view's sliders show each digit's centre, its top-left pixel + half.
+    data = {"model": reading.slug, "picks": list(scene.picks), "clutter_seed": scene.clutter_seed, "half": HALF}
     svg = glimpses_svg(reading.canvas, Affine(), reading.theta[: max(1, int(step))], size=size)
     return f"<div class=\"stn-scene\" data-scene='{json.dumps(data)}'>{svg}</div>"
 
@@ -184,19 +186,21 @@ def glimpses_html(reading: Reading, step: int) -> str:
     return f'<div class="stn-glimpses">{"".join(cells)}</div>'
 
 
-def _digits(probs: np.ndarray) -> str:
-    return " ".join(str(int(d)) for d in probs.argmax(-1))
+def _digits(probs: np.ndarray, shown: int | None = None) -> str:
+    """The digits read, left to right; past ``shown`` glimpses, "_" (not read yet)."""
+    digits = [str(int(d)) for d in probs.argmax(-1)]
+    return " ".join(d if shown is None or k < shown else "_" for k, d in enumerate(digits))
 
 
 def readout_html(reading: Reading, step: int) -> str:
     """Both models' readings against the truth, and where the last glimpse shown looks."""
     truth = " ".join("?" if d is None else str(d) for d in reading.truth)
-    cnn = f" · CNN reads <b>{_digits(reading.cnn_probs)}</b>" if reading.cnn_probs is not None else ""
+    cnn = f" · CNN reads <b>{_digits(reading.cnn_probs)}</b>" if reading.cnn_probs is not None else " · (no CNN ships)"
     step = max(1, int(step))
     theta = reading.theta[step - 1]
     x, y = ((float(theta[2]) + 1) * TASK.canvas_size / 2, (float(theta[5]) + 1) * TASK.canvas_size / 2)
     return (
-        f'<div class="stn-readout"><p><b>{html.escape(reading.model_label)} reads {_digits(reading.probs)}</b>{cnn} · '
+        f'<div class="stn-readout"><p><b>{html.escape(reading.model_label)} reads {_digits(reading.probs, step)}</b>{cnn} · '
         f"truth <b>{truth}</b></p><p><small>glimpse {step}: centred at ({x:.0f}, {y:.0f}) px, "
         f"{theta_words(Affine(), theta)}</small></p></div>"
     )

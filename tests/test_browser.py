@@ -419,3 +419,18 @@ def test_on_a_phone_the_slider_bar_slides_away_below_the_main_view_and_comes_bac
     page.wait_for_function(f"() => ({bar_top})() >= 844")  # gone: it covers no teaching view
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_function(f"() => ({bar_top})() < 844")
+
+
+def test_a_typed_value_out_of_a_sliders_range_is_put_inside_it_without_an_error(open_page):
+    page = open_page()
+    _open_several(page)
+    box = page.locator("#stn-several-positions input[type=number]").first
+    for typed, expected in (("-5", "14"), ("999", "86"), ("", None)):  # None: any value in range
+        box.fill(typed)
+        box.press("Enter")
+        page.wait_for_timeout(600)
+        shown = box.input_value()
+        assert shown == expected if expected else 14 <= float(shown) <= 86, f"typed {typed!r}: the box shows {shown!r}"
+        assert page.locator("#stn-several-positions input[type=range]").first.input_value() == shown
+    page.wait_for_timeout(800)
+    assert not page.locator(".toast-wrap .toast-body.error").count(), "a typo raised an error toast"

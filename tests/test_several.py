@@ -96,6 +96,8 @@ def test_the_step_decides_which_grids_and_glimpses_show(several):
         assert picture.count("<text") == step  # one number per grid shown
         row = glimpses_html(reading, step)
         assert row.count(" reads <b>") == step and row.count("not yet taken") == 3 - step
+    first = int(reading.probs[0].argmax())
+    assert f"reads {first} _ _</b>" in readout_html(reading, 1)  # no digit before its glimpse is taken
     words = readout_html(reading, 2)
     assert "truth <b>" in words and "CNN reads <b>" in words and "glimpse 2: centred at" in words
 

@@ -329,7 +329,8 @@
     if (scene.inFlight) { scene.dirty = true; return; }
     let data;
     try { data = JSON.parse(holder.dataset.scene); } catch (error) { return; }
-    const xy = [...document.querySelectorAll("#stn-several-positions input[type=range]")].map((i) => parseInt(i.value, 10));
+    // The sliders show each digit's centre; the scene holds its top-left pixel.
+    const xy = [...document.querySelectorAll("#stn-several-positions input[type=range]")].map((i) => parseInt(i.value, 10) - data.half);
     const step = parseInt((document.querySelector("#stn-several-step input[type=range]") || { value: "3" }).value, 10);
     if (xy.length !== 6 || xy.some((v) => !Number.isFinite(v))) return;
     scene.dirty = false;
@@ -367,6 +368,30 @@
   document.addEventListener("input", (event) => {
     if (event.target.closest && event.target.closest("#stn-several-positions")) sceneRequest();
   }, true);
+
+  // -- typed slider values -------------------------------------------------------------------
+  // A value typed into a slider's number box is put inside the slider's range (an empty or
+  // unreadable box goes back to the slider's value) before Gradio reads it, so a typo
+  // never raises Gradio's "Value ... is less than minimum" error and the box, the slider
+  // and the picture always agree.
+  function clampTyped(event) {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== "number") return;
+    if (event.type === "keydown" && event.key !== "Enter") return;
+    const block = box.closest(".block");
+    const range = block && block.querySelector("input[type=range]");
+    if (!range) return;
+    const low = parseFloat(range.min), high = parseFloat(range.max);
+    const typed = parseFloat(box.value);
+    const value = Number.isFinite(typed) ? Math.min(high, Math.max(low, typed)) : parseFloat(range.value);
+    if (String(value) !== box.value) {
+      box.value = String(value);
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  }
+  document.addEventListener("keydown", clampTyped, true);
+  document.addEventListener("change", clampTyped, true);
+  document.addEventListener("blur", clampTyped, true);
 
   // -- entry points for the page ---------------------------------------------------------------
 

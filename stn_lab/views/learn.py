@@ -28,10 +28,10 @@ def build(lab: Lab, page: Page) -> TeachingView:
         with gr.Row():
             with gr.Column():
                 gr.Markdown("**At this step**")
-                now = gr.Image(show_label=False, interactive=False)
+                now = gr.Image(show_label=False, interactive=False, buttons=[])
             with gr.Column():
                 gr.Markdown("**At the end of training**")
-                final = gr.Image(show_label=False, interactive=False)
+                final = gr.Image(show_label=False, interactive=False, buttons=[])
         text = gr.Markdown()
         glimpse_outputs = []
         if sequence is not None:

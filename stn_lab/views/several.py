@@ -14,14 +14,15 @@ import time
 import gradio as gr
 
 from ..lab import Lab, LabError
-from ..several import OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readout_html
+from ..several import HALF, OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readout_html
 from . import QUIET, Page, TeachingView, user_errors
 
 ID, TITLE = "several", "Several digits"
 FIRST_SEED = 7  # the scene the view opens on: three clear digits, readable by every model
-PLACES = ("1st", "2nd", "3rd")
+# The three digits are named by letter, not by order: moved, they may change places.
+PLACES = ("A", "B", "C")
 # The menu of where the main view's digit goes: (words, value).
-MINE = [("your digit: unused", "none")] + [(f"your digit as the {place}", place) for place in PLACES]
+MINE = [("your digit: unused", "none")] + [(f"your digit as {place}", place) for place in PLACES]
 PLAY_PAUSE_S = 0.8  # between glimpses when playing
 
 
@@ -54,12 +55,19 @@ def build(lab: Lab, page: Page) -> TeachingView:
                         1, SLOTS, value=SLOTS, step=1, label="glimpses shown", elem_id="stn-several-step", buttons=[]
                     )
                     play = gr.Button("▶ play the glimpses", size="sm", elem_id="stn-several-play", min_width=120)
+            gr.Markdown(
+                "A, B and C are the three digits (the sliders below move their centres, in px); the truth reads them "
+                "left to right, and **?** is your own digit, whose class the page does not know.",
+                elem_id="stn-several-key",
+            )
         with gr.Row(elem_id="stn-several-positions"):
             positions = []
-            for k in range(SLOTS):
+            for k in range(SLOTS):  # each digit's centre, in canvas pixels
                 for axis, value in zip("xy", first.places[k]):
                     label = f"{PLACES[k]} {axis}"
-                    positions.append(gr.Slider(0, ROOM, value=value, step=1, label=label, min_width=110, buttons=[]))
+                    positions.append(
+                        gr.Slider(HALF, ROOM + HALF, value=value + HALF, step=1, label=label, min_width=110, buttons=[])
+                    )
         picks = gr.State(first.picks)
         clutter_seed = gr.State(first.clutter_seed)
         reading = gr.State(None)
@@ -68,7 +76,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
         chosen = list(picks_)
         if mine_ in PLACES:
             chosen[PLACES.index(mine_)] = OWN
-        places = tuple((int(xy[2 * k]), int(xy[2 * k + 1])) for k in range(SLOTS))
+        places = tuple((int(xy[2 * k]) - HALF, int(xy[2 * k + 1]) - HALF) for k in range(SLOTS))
         return Scene(tuple(chosen), places, int(seed) if clutter_on else None)
 
     def render(digit, picks_, seed, clutter_on, mine_, slug, step_, *xy):
@@ -95,7 +103,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
 
     def new_scene():
         scene = several.random_scene(random.randrange(1_000_000))
-        return [scene.picks, scene.clutter_seed, *[v for place in scene.places for v in place]]
+        return [scene.picks, scene.clutter_seed, *[v + HALF for place in scene.places for v in place]]
 
     inputs = [page.digit, picks, clutter_seed, clutter, mine, model, step, *positions]
     outputs = [reading, canvas_view, glimpse_view, readout]
