@@ -108,3 +108,15 @@ def test_each_glimpse_has_its_own_colour_and_number():
     for k in range(3):
         assert GLIMPSE_COLOURS[k] in svg and f">{k + 1}</text>" in svg
     assert len(set(GLIMPSE_COLOURS)) == len(GLIMPSE_COLOURS)
+
+
+def test_the_views_handler_answers_a_missing_position_with_a_warning_and_keeps_the_picture(lab):
+    import gradio as gr
+
+    import app
+
+    demo = app.build_app(lab)
+    [fn] = [b.fn for b in demo.fns.values() if getattr(b.fn, "__name__", "") == "render" and "several" in b.fn.__module__][:1]
+    with pytest.warns(UserWarning, match="centre must be a number"):
+        answer = fn(None, (5, 6, 7), 0, True, "none", "sequence-rnn-spn", 3, 20, 20, None, 50, 80, 50)
+    assert all(isinstance(part, type(gr.skip())) for part in answer)

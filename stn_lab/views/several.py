@@ -8,6 +8,7 @@ the model, clutter, the main view's digit, and each digit's position).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -73,6 +74,8 @@ def build(lab: Lab, page: Page) -> TeachingView:
         reading = gr.State(None)
 
     def scene_of(picks_, seed, clutter_on, mine_, *xy) -> Scene:
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in xy):
+            raise LabError(f"a digit's centre must be a number of pixels from {HALF} to {ROOM + HALF}")
         chosen = list(picks_)
         if mine_ in PLACES:
             chosen[PLACES.index(mine_)] = OWN
