@@ -278,6 +278,26 @@ async def run(url: str, seconds: float, fallback: bool, timeout_s: float) -> dic
     return result
 
 
+def drag_against_app(parser, args, runner) -> tuple[dict, object, str]:
+    """Check ``--seconds`` and Chromium, serve the app in a process of its own, and run the
+    coroutine ``runner(url)`` against it. Returns its result, the server (for its
+    ``info``) and the load average before the run, as text."""
+    if args.seconds <= 0:
+        parser.error("--seconds must be positive")
+    if not CHROMIUM.exists():
+        sys.exit(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set STN_CHROMIUM)")
+    from benchmarks import _serve_app
+    from benchmarks.bench_app import free_port
+
+    print("... starting the app (python -m benchmarks._serve_app --no-echo)", file=sys.stderr, flush=True)
+    server = _serve_app.start(free_port(), timeout=max(args.timeout, 240.0), echo_endpoint=False)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    try:
+        return asyncio.run(runner(server.base + "/")), server, load
+    finally:
+        server.stop()
+
+
 def fmt(value, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -289,22 +309,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the result here")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the app and the first frame")
     args = parser.parse_args()
-    if args.seconds <= 0:
-        parser.error("--seconds must be positive")
-    if not CHROMIUM.exists():
-        sys.exit(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set STN_CHROMIUM)")
     command = "python -m benchmarks.bench_browser_drag " + shlex.join(sys.argv[1:])
-
-    from benchmarks import _serve_app
-    from benchmarks.bench_app import free_port
-
-    print("... starting the app (python -m benchmarks._serve_app --no-echo)", file=sys.stderr, flush=True)
-    server = _serve_app.start(free_port(), timeout=max(args.timeout, 240.0), echo_endpoint=False)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    try:
-        result = asyncio.run(run(server.base + "/", args.seconds, args.fallback, args.timeout))
-    finally:
-        server.stop()
+    result, server, load = drag_against_app(parser, args, lambda url: run(url, args.seconds, args.fallback, args.timeout))
 
     print(f"## STN Lab: dragging a slider in headless Chromium ({time.strftime('%Y-%m-%d %H:%M')})\n")
     print(f"Command: `{command}`  ")

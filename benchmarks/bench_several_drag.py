@@ -20,7 +20,6 @@ slider's release is a Gradio event by design).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shlex
@@ -28,7 +27,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.bench_browser_drag import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, drag, percentile
+from benchmarks.bench_browser_drag import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, drag, drag_against_app, percentile
 
 SLIDER = "#stn-several-positions input[type=range]"
 GRIDS = "() => document.querySelectorAll('#stn-several-canvas svg text').length === 3"
@@ -72,22 +71,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the result here")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the app and the view")
     args = parser.parse_args()
-    if args.seconds <= 0:
-        parser.error("--seconds must be positive")
-    if not CHROMIUM.exists():
-        sys.exit(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set STN_CHROMIUM)")
     command = "python -m benchmarks.bench_several_drag " + shlex.join(sys.argv[1:])
-
-    from benchmarks import _serve_app
-    from benchmarks.bench_app import free_port
-
-    print("... starting the app (python -m benchmarks._serve_app --no-echo)", file=sys.stderr, flush=True)
-    server = _serve_app.start(free_port(), timeout=max(args.timeout, 240.0), echo_endpoint=False)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    try:
-        result = asyncio.run(run(server.base + "/", args.seconds, args.timeout))
-    finally:
-        server.stop()
+    result, server, load = drag_against_app(parser, args, lambda url: run(url, args.seconds, args.timeout))
     print(f'## STN Lab: dragging a digit in "Several digits" ({time.strftime("%Y-%m-%d %H:%M")})\n')
     print(f"Command: `{command}`  ")
     print(f"Machine: {os.cpu_count()} CPU cores, device {server.info.get('device')}; load average before the run {load}.\n")
