@@ -7,7 +7,8 @@ Serves the app on a free local port (as ``app.launch`` does), opens it in headle
 text on (a projector), and 390x844 (a phone), waits until the live view has drawn its
 first frame, and saves one PNG per viewport (``--drag``: also one in the middle of a drag of
 the rotation slider, the mouse still down). ``--readme`` also writes the 1280x800 one to
-``assets/screenshot.png``.
+``assets/screenshot.png`` (with ``--view NAME``: ``assets/screenshot-NAME.png``, the view's tab
+opened and scrolled to).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     url = serve() + args.query
+    suffix = "-" + args.view.lower().replace(" ", "-") if args.view else ""  # of each file
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -82,7 +84,6 @@ def main(argv=None) -> int:
                     page.wait_for_selector(args.wait_for, timeout=30_000)
                 page.locator("#stn-views").evaluate("element => element.scrollIntoView()")
             page.wait_for_timeout(800)
-            suffix = "-" + args.view.lower().replace(" ", "-") if args.view else ""
             path = args.out / f"{name}{suffix}.png"
             page.screenshot(path=str(path))
             print(path)
@@ -94,8 +95,8 @@ def main(argv=None) -> int:
                 print(path)
             page.close()
         browser.close()
-    if args.readme:
-        shutil.copyfile(args.out / "desktop-1280x800.png", ROOT / "assets" / "screenshot.png")
+    if args.readme:  # the main view's, or with --view that view's, as the README shows it
+        shutil.copyfile(args.out / f"desktop-1280x800{suffix}.png", ROOT / "assets" / f"screenshot{suffix}.png")
     return 0
 
 
