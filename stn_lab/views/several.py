@@ -1,9 +1,9 @@
 """ "Several digits": three digits on one canvas, read by a recurrent spatial transformer
 one glimpse at a time (the sequence task of :mod:`stn_core.multi`).
 
-Top to bottom as on screen: the canvas with each glimpse's grid beside the glimpses and
-the readings; the step slider and "play"; then the scene's controls (a random canvas,
-the model, clutter, the main view's digit, and each digit's position).
+Top to bottom as on screen: a line of words; the toolbar (a random canvas, the model,
+clutter, where the main view's digit goes); the canvas with each glimpse's grid beside
+the glimpses, the readings, the step slider and "play"; the key; each digit's centre.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def build(lab: Lab, page: Page) -> TeachingView:
         if result is None:
             return
         for k in range(1, result.glimpses.shape[0] + 1):
+            if k > 1:
+                time.sleep(PLAY_PAUSE_S)
             yield [k, *show(result, k)]
-            time.sleep(PLAY_PAUSE_S)
 
     def new_scene():
         scene = several.random_scene(random.randrange(1_000_000))
