@@ -249,3 +249,22 @@ def test_frames_take_raw_slider_values_too(lab):
     )
     assert raw.theta == pytest.approx(lab.frame(digit, Controls(rotation=25.0, scale=0.9), None).theta, abs=1e-6)
     assert isinstance(bad, LabError) and "rotation must be a number" in str(bad)
+
+
+def test_an_attention_timelapse_is_summarised_by_its_zoom_and_a_missing_one_is_not_offered(lab, tmp_path, monkeypatch):
+    from stn_core import timelapse
+    from stn_lab import lab as lab_module
+
+    theta = np.array([[[1.0, 0.0, 0.0]] * 16, [[0.5, 0.1, 0.0]] * 16], np.float32)  # (F, D, 3): scale, x, y
+    lapse = timelapse.Timelapse(
+        np.array([0, 25]), theta, np.zeros((2, 16, 30, 30), np.uint8), np.zeros((16, 60, 60), np.uint8), np.arange(16) % 10, 256
+    )
+    path = tmp_path / "timelapse_tc.npz"
+    timelapse.save(path, lapse)
+    monkeypatch.setitem(lab_module.TIMELAPSES, "tc", ("TC attention", path))
+    monkeypatch.setitem(lab_module.TIMELAPSES, "gone", ("not shipped", tmp_path / "missing.npz"))
+    assert [name for _, name in lab.timelapses()] == ["rts", "tc"]
+    assert lab.timelapse_steps("tc") == [0, 25] and lab.timelapse_steps("gone") == []
+    assert "mean scale of θ over the 16 digits: 0.50" in lab.timelapse_frame(1, "tc")[1]
+    with pytest.raises(LabError, match="no training time-lapse 'gone'"):
+        lab.timelapse_frame(0, "gone")
