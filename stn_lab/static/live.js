@@ -443,7 +443,11 @@
     const bar = $("stn-sliders"), views = $("stn-views");
     if (bar && views) bar.classList.toggle("stn-away", views.getBoundingClientRect().top < window.innerHeight / 2);
   }
-  window.addEventListener("scroll", () => { if (!barCheck) barCheck = requestAnimationFrame(placeBar); }, { passive: true });
+  const checkBar = () => { if (!barCheck) barCheck = requestAnimationFrame(placeBar); };
+  window.addEventListener("scroll", checkBar, { passive: true });
+  window.addEventListener("resize", checkBar);
+  // The page's layout also moves without a scroll (Gradio rendering, a tab opening): check then too.
+  if (window.ResizeObserver) new ResizeObserver(checkBar).observe(document.documentElement);
 
   if (new URLSearchParams(window.location.search).get("live") === "off") {
     state.mode = "connecting";
