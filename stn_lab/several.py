@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from stn_core import timelapse
-from stn_core.distortions import DIGIT_SIZE
+from stn_core.distortions import DIGIT_SIZE, add_clutter
 from stn_core.geometry import Affine
 from stn_core.multi import TASKS, compose_sequence, sequence_clutter, sequence_layout
 
@@ -105,16 +105,17 @@ class SeveralDigits:
                 raise LabError(f"a digit's position must be from 0 to {ROOM} px, got ({x}, {y})")
 
     def canvas(self, scene: Scene, own_digit: np.ndarray | None = None) -> torch.Tensor:
-        """The scene's ``(1, 1, 100, 100)`` canvas (clutter cut from the sample only)."""
+        """The scene's ``(1, 1, 100, 100)`` canvas, as :func:`compose_sequence` makes it
+        (clutter cut from the sample only). Only the three digits are gathered, so a live
+        drag copies three digits per frame, not the whole sample."""
         self.check(scene, own_digit)
-        pool = self.pool
-        if own_digit is not None:
-            pool = torch.cat([pool, torch.as_tensor(own_digit, dtype=torch.float32).reshape(1, 1, DIGIT_SIZE, DIGIT_SIZE)])
-        picks = torch.tensor([[pool.shape[0] - 1 if p == OWN else p for p in scene.picks]])
-        clutter = None
-        if scene.clutter_seed is not None:
-            clutter = sequence_clutter(1, self.pool.shape[0], torch.Generator().manual_seed(scene.clutter_seed))
-        return compose_sequence(pool, picks, torch.tensor([scene.places]), clutter)
+        own = None if own_digit is None else torch.as_tensor(own_digit, dtype=torch.float32).reshape(1, DIGIT_SIZE, DIGIT_SIZE)
+        digits = torch.stack([own if p == OWN else self.pool[p] for p in scene.picks])  # (3, 1, 28, 28)
+        canvas = compose_sequence(digits, torch.arange(SLOTS)[None], torch.tensor([scene.places]))
+        if scene.clutter_seed is None:
+            return canvas
+        clutter = sequence_clutter(1, self.pool.shape[0], torch.Generator().manual_seed(scene.clutter_seed))
+        return add_clutter(canvas, self.pool, clutter)
 
     def truth(self, scene: Scene) -> list[int | None]:
         """The digits left to right (ties: in slot order), as the task labels them."""
