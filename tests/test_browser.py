@@ -434,3 +434,10 @@ def test_a_typed_value_out_of_a_sliders_range_is_put_inside_it_without_an_error(
         assert page.locator("#stn-several-positions input[type=range]").first.input_value() == shown
     page.wait_for_timeout(800)
     assert not page.locator(".toast-wrap .toast-body.error").count(), "a typo raised an error toast"
+
+
+def test_the_several_digits_key_spans_the_view_below_the_pictures(open_page):
+    page = open_page()
+    _open_several(page)
+    key, canvas = page.locator("#stn-several-key").bounding_box(), page.locator("#stn-several-canvas").bounding_box()
+    assert key["width"] > 600 and key["y"] > canvas["y"] + canvas["height"] - 1, (key, canvas)

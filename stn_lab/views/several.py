@@ -56,11 +56,11 @@ def build(lab: Lab, page: Page) -> TeachingView:
                         1, SLOTS, value=SLOTS, step=1, label="glimpses shown", elem_id="stn-several-step", buttons=[]
                     )
                     play = gr.Button("▶ play the glimpses", size="sm", elem_id="stn-several-play", min_width=120)
-            gr.Markdown(
-                "A, B and C are the three digits (the sliders below move their centres, in px); the truth reads them "
-                "left to right, and **?** is your own digit, whose class the page does not know.",
-                elem_id="stn-several-key",
-            )
+        gr.Markdown(
+            "A, B and C are the three digits (the sliders below move their centres, in px); the truth reads them "
+            "left to right, and **?** is your own digit, whose class the page does not know.",
+            elem_id="stn-several-key",
+        )
         with gr.Row(elem_id="stn-several-positions"):
             positions = []
             for k in range(SLOTS):  # each digit's centre, in canvas pixels
