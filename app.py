@@ -30,12 +30,14 @@ from stn_lab.views import QUIET, batch, clutter, how, learn, main_view, settings
 
 STATIC = Path(__file__).resolve().parent / "stn_lab" / "static"
 # The Gradio internals this file relies on (Blocks.validate_inputs, Blocks.temp_file_sets,
-# Blocks.app for the live route) were read in this version; another one must be re-checked.
+# Blocks.app for the live route, Blocks.server.config for the live socket's compression) were
+# read in this version; another one must be re-checked.
 GRADIO_CHECKED = "6.31."
 QUEUE_SIZE, CONCURRENCY = 256, 4
 # Uploads and output pictures older than 30 min are deleted, checked every 10 min, so the
 # temp folder holds at most ~40 min of traffic.
 DELETE_CACHE = (600, 1800)
+LIVE_DEFLATE = False  # see launch()
 TEACHING_VIEWS = (how, theta, sweep, batch, learn, clutter, several)
 log = logging.getLogger("stn_lab")
 
@@ -251,9 +253,19 @@ def launch(
     # its FastAPI app inside launch(); a route added afterwards is never matched, so the
     # route goes in through the app's constructor arguments.
     app_kwargs = {**options.pop("app_kwargs", {}), "routes": [WebSocketRoute("/live", demo.live_hub.endpoint)]}
-    return demo.queue(max_size=queue_size, default_concurrency_limit=concurrency).launch(
-        **{**settings_, **options}, app_kwargs=app_kwargs
+    block = not options.pop("prevent_thread_lock", False)
+    result = demo.queue(max_size=queue_size, default_concurrency_limit=concurrency).launch(
+        **{**settings_, **options}, app_kwargs=app_kwargs, prevent_thread_lock=True
     )
+    # The live socket's frames are small binary messages (4.4 kB, mostly the two
+    # pictures): compressing each one (permessage-deflate, which uvicorn offers by default
+    # and every browser accepts) cost the event loop about a third of its time per frame in
+    # a lecture hall (py-spy, 100 students) for a few kB saved. Uvicorn reads this setting
+    # when a connection opens, so connections from now on are uncompressed.
+    demo.server.config.ws_per_message_deflate = LIVE_DEFLATE
+    if block:
+        demo.block_thread()
+    return result
 
 
 def main() -> None:

@@ -9,8 +9,10 @@ here, in this process, as concurrent asyncio clients on loopback. For each clien
 three paths are measured one after another:
 
 * ``live``: the live channel, one WebSocket per student (``ws://HOST:PORT/live``, the
-  ``websockets`` client with its defaults, permessage-deflate included, as a browser
-  negotiates it): ``ready``, then the student's ``digit``, then ``frame`` requests;
+  ``websockets`` client with its defaults: it offers permessage-deflate, as a browser does,
+  and the app declines it, see ``app.launch``): ``ready``, then the student's ``digit``,
+  then ``frame`` requests, each answered by a binary frame whose header the student reads
+  and whose length it checks (``stn_lab.live.decode_message(..., header_only=True)``);
 * ``gradio_event``: the same frames through Gradio's per-event queue, the browser's
   fallback: ``POST /gradio_api/call/live_frame`` then the event's SSE stream until
   ``event: complete`` (httpx, one keep-alive connection per student);
@@ -177,6 +179,8 @@ class LiveStudent:
 
     async def request(self, step: int) -> None:
         """Send frame ``step`` and wait for its answer (answers to older requests are skipped)."""
+        from stn_lab.live import decode_message
+
         self.seq += 1
         seq = self.seq
         await self.socket.send(
@@ -188,14 +192,14 @@ class LiveStudent:
             if left <= 0:
                 raise Failure("timeout", f"no answer to frame {seq} within {self.timeout:.0f} s")
             try:
-                message = json.loads(await asyncio.wait_for(self.socket.recv(), left))
+                message = decode_message(await asyncio.wait_for(self.socket.recv(), left), header_only=True)
             except asyncio.TimeoutError:
                 raise Failure("timeout", f"no answer to frame {seq} within {self.timeout:.0f} s") from None
             kind = message.get("type")
             if kind == "frame":
                 if message.get("seq") != seq:
                     continue  # a late answer to a request that timed out
-                if not message.get("st") or not message.get("grid"):
+                if not message.get("st") or not message.get("grid_shape"):
                     raise Failure("error", f"incomplete frame: {sorted(message)}")
                 return
             if kind == "error" and message.get("seq") in (seq, None):

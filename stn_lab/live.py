@@ -7,7 +7,8 @@ open; the server keeps only the **newest** frame request per socket (a stale one
 replaced, never computed) and a single worker turns all pending requests into one batched
 forward pass per tick, on the service's device (the GPU when there is one).
 
-Protocol (JSON text messages; see ``stn_lab/static/live.js`` for the client):
+Protocol (JSON text messages, and binary frames; see ``stn_lab/static/live.js`` for the
+client):
 
 * client -> server
   - ``{"type": "digit", "digit": B64}``: the session's digit, 28x28 uint8 (784 bytes,
@@ -20,7 +21,8 @@ Protocol (JSON text messages; see ``stn_lab/static/live.js`` for the client):
     dragged (:class:`stn_lab.several.Scene`; a pick of -1 is the session's digit).
 * server -> client
   - ``{"type": "ready", "models": [...], "max_message_bytes": N}`` on connect;
-  - ``{"type": "frame", "seq": ..., ...}``: :func:`frame_payload`, answering a request;
+  - a binary message: a frame answering a request, :func:`frame_payloads`' payload in the
+    layout of :func:`frame_messages` (JSON header, then the grid and the two pictures);
   - ``{"type": "scene", "seq": ..., "canvas_html", "glimpses_html", "readout_html"}``: the
     view's three pictures for a scene request (:func:`scene_payloads`);
   - ``{"type": "error", "seq": ... or null, "message": TEXT}``: a bad message (with
@@ -40,12 +42,14 @@ import binascii
 import json
 import logging
 import math
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson  # a dependency of Gradio's; encodes a frame's header ~10x faster than json
 import torch
 
 from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
@@ -57,7 +61,9 @@ from .several import OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readou
 __all__ = [
     "LiveHub",
     "decode_digit",
+    "decode_message",
     "encode_digit",
+    "frame_messages",
     "frame_payload",
     "frame_payloads",
     "parse_frame_request",
@@ -111,6 +117,59 @@ def _quantised(images: list[np.ndarray]) -> np.ndarray:
     return (np.clip(np.stack(images), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+@dataclass
+class _FrameBatch:
+    """One model's results made ready to send, in one numpy pass per field: see
+    :func:`frame_payloads` for what each field is."""
+
+    key: str
+    transform: str
+    canvases: np.ndarray  # (N, S, S) uint8
+    warped: np.ndarray  # (N, W, W) uint8
+    grids: np.ndarray  # (N, lines, points, 2) float, rounded to 4 decimals
+    thetas: list  # N lists of floats, rounded to 5 decimals
+    words: list[str]
+    st: list
+    cnn: list  # N lists, or N times None without a baseline
+
+    def header(self, i: int, seq) -> dict:
+        """Frame ``i``'s fields other than its pictures and its grid."""
+        return {
+            "type": "frame",
+            "seq": seq,
+            "model": self.key,
+            "transform": self.transform,
+            "canvas_size": self.canvases.shape[-1],
+            "warped_size": self.warped.shape[-1],
+            "theta": self.thetas[i],
+            "theta_words": self.words[i],
+            "st": self.st[i],
+            "cnn": self.cnn[i],
+        }
+
+
+def _frame_batch(lab: Lab, key: str, results: list) -> _FrameBatch:
+    transform = lab.service.choice(key).st.spatial_transformer.transform
+    thetas = torch.stack([result.theta for result in results])
+    # Straight lines need only their ends; projective and TPS grids bend.
+    samples = 2 if transform.name in ("affine", "attention") else 9
+    st = np.round(np.stack([r.st_probs for r in results]), 5).tolist()
+    cnn = [None] * len(results)
+    if results[0].cnn_probs is not None:
+        cnn = np.round(np.stack([r.cnn_probs for r in results]), 5).tolist()
+    return _FrameBatch(
+        key=key,
+        transform=transform.name,
+        canvases=_quantised([r.canvas for r in results]),
+        warped=_quantised([r.warped for r in results]),
+        grids=np.round(grid_lines(transform, thetas, GRID_LINES, samples), 4),
+        thetas=np.round(thetas.double().numpy(), 5).tolist(),
+        words=theta_words_many(transform, thetas),
+        st=st,
+        cnn=cnn,
+    )
+
+
 def frame_payloads(lab: Lab, key: str, results: list, seqs: list) -> list[dict]:
     """What the browser needs to draw each frame, and nothing it would have to compute:
     the results of one model, their grids and θ readings made in one pass for the batch.
@@ -120,38 +179,76 @@ def frame_payloads(lab: Lab, key: str, results: list, seqs: list) -> list[dict]:
     "theta_words", "grid" (list of polylines of [x, y] in the input's normalised
     coordinates, x right, y down, [-1, 1]; the first and last of each half are the
     outline), "st" and "cnn" (10 probabilities each; "cnn" null without a baseline)}``.
+    This is the ``/live_frame`` endpoint's answer; the socket sends the same frame as
+    binary (:func:`frame_messages`).
     """
-    transform = lab.service.choice(key).st.spatial_transformer.transform
-    thetas = torch.stack([result.theta for result in results])
-    # Straight lines need only their ends; projective and TPS grids bend.
-    samples = 2 if transform.name in ("affine", "attention") else 9
-    grids = np.round(grid_lines(transform, thetas, GRID_LINES, samples), 4).tolist()
-    words = theta_words_many(transform, thetas)
-    # The batch's numbers rounded, and its pictures quantised, in one numpy pass each.
-    canvases, warped = _quantised([r.canvas for r in results]), _quantised([r.warped for r in results])
-    theta_values = np.round(thetas.double().numpy(), 5).tolist()
-    st = np.round(np.stack([r.st_probs for r in results]), 5).tolist()
-    cnn = [None] * len(results)
-    if results[0].cnn_probs is not None:
-        cnn = np.round(np.stack([r.cnn_probs for r in results]), 5).tolist()
+    batch = _frame_batch(lab, key, results)
+    grids = batch.grids.tolist()
     return [
         {
-            "type": "frame",
-            "seq": seq,
-            "model": key,
-            "transform": transform.name,
-            "canvas_size": canvases.shape[-1],
-            "canvas": base64.b64encode(canvases[i].tobytes()).decode("ascii"),
-            "warped_size": warped.shape[-1],
-            "warped": base64.b64encode(warped[i].tobytes()).decode("ascii"),
-            "theta": theta_values[i],
-            "theta_words": words[i],
+            **batch.header(i, seq),
+            "canvas": base64.b64encode(batch.canvases[i].tobytes()).decode("ascii"),
+            "warped": base64.b64encode(batch.warped[i].tobytes()).decode("ascii"),
             "grid": grids[i],
-            "st": st[i],
-            "cnn": cnn[i],
         }
         for i, seq in enumerate(seqs)
     ]
+
+
+def frame_messages(lab: Lab, key: str, results: list, seqs: list) -> list[bytes]:
+    """The socket's form of :func:`frame_payloads`: one binary message per frame.
+
+    Layout (little-endian)::
+
+        uint32 H | H bytes: UTF-8 JSON header, space-padded so that 4 + H is a multiple of 4
+                 | float32 grid (lines x points x 2) | uint8 canvas (S x S) | uint8 warped (W x W)
+
+    The header is the payload without ``canvas``, ``warped`` and ``grid``, plus
+    ``"grid_shape": [lines, points]``. Why binary: as JSON (base64 pictures, the grid as
+    decimal text) an affine frame is 5.9 kB, and encoding it was a quarter of the server's
+    work under the GIL in a lecture hall (``py-spy --gil``, 100 students); this is 4.4 kB,
+    made with one ``tobytes`` per part. :func:`decode_message` reads it back into exactly
+    the payload :func:`frame_payloads` gives (the grid's 4 decimals survive float32).
+    """
+    batch = _frame_batch(lab, key, results)
+    grids = batch.grids.astype("<f4")
+    shape = list(grids.shape[1:3])
+    messages = []
+    for i, seq in enumerate(seqs):
+        header = orjson.dumps({**batch.header(i, seq), "grid_shape": shape})
+        header += b" " * (-(4 + len(header)) % 4)
+        messages.append(
+            b"".join(
+                (struct.pack("<I", len(header)), header, grids[i].tobytes(), batch.canvases[i].tobytes(), batch.warped[i].tobytes())
+            )
+        )
+    return messages
+
+
+def decode_message(data, header_only: bool = False) -> dict:
+    """A server message as the dict it stands for: JSON text as it is, a binary frame
+    (:func:`frame_messages`) as the payload of :func:`frame_payloads` (for tests and the
+    benchmarks' clients; ``live.js`` reads the same layout). ``header_only``: a frame's
+    header alone, with its ``grid_shape``, after checking the message's length."""
+    if isinstance(data, str):
+        return json.loads(data)
+    data = bytes(data)
+    (size,) = struct.unpack_from("<I", data)
+    frame = json.loads(data[4 : 4 + size])
+    lines, points = frame["grid_shape"] if header_only else frame.pop("grid_shape")
+    expected = 4 + size + 8 * lines * points + frame["canvas_size"] ** 2 + frame["warped_size"] ** 2
+    if len(data) != expected:
+        raise ValueError(f"a frame of this header is {expected} bytes, got {len(data)}")
+    if header_only:
+        return frame
+    start = 4 + size
+    grid = np.frombuffer(data, "<f4", lines * points * 2, start).reshape(lines, points, 2)
+    start += grid.nbytes
+    canvas_bytes, warped_bytes = frame["canvas_size"] ** 2, frame["warped_size"] ** 2
+    frame["canvas"] = base64.b64encode(data[start : start + canvas_bytes]).decode("ascii")
+    frame["warped"] = base64.b64encode(data[start + canvas_bytes : start + canvas_bytes + warped_bytes]).decode("ascii")
+    frame["grid"] = np.round(grid.astype(np.float64), 4).tolist()
+    return frame
 
 
 def frame_payload(lab: Lab, key: str, result, seq=None) -> dict:
@@ -246,7 +343,7 @@ def parse_frame_request(lab: Lab, message: dict) -> tuple[str, Controls]:
 class _Session:
     """One connected browser: its digit, and its newest unanswered frame request."""
 
-    send: object  # async callable taking a str
+    socket: object  # Starlette's WebSocket: send_text for JSON, send_bytes for frames
     digit: np.ndarray | None = None
     pending: tuple | None = None  # (seq, key, controls, digit)
     pending_scene: tuple | None = None  # (seq, slug, scene, step, digit)
@@ -289,7 +386,7 @@ class LiveHub:
             )
             await websocket.close(CLOSE_BUSY)
             return
-        session = _Session(websocket.send_text)
+        session = _Session(websocket)
         self.sessions.add(session)
         self._ensure_worker()
         try:
@@ -349,11 +446,15 @@ class LiveHub:
         if session.window_start > now:
             await asyncio.sleep(session.window_start - now)
 
-    async def _send(self, session: _Session, payload: dict) -> None:
+    async def _send(self, session: _Session, payload: dict | bytes) -> None:
+        """A dict as JSON text; bytes (a frame, :func:`frame_messages`) as a binary message."""
         if session.closed:
             return
         try:
-            await session.send(json.dumps(payload, separators=(",", ":")))
+            if isinstance(payload, bytes):
+                await session.socket.send_bytes(payload)
+            else:
+                await session.socket.send_text(json.dumps(payload, separators=(",", ":")))
         except Exception:  # the socket went away between the check and the send
             session.closed = True
 
@@ -395,19 +496,23 @@ class LiveHub:
                     for _, request in scenes
                 ]
             self.ticks += 1
-            sessions = [session for session, _ in frames + scenes]
-            await asyncio.gather(*(self._send(session, answer) for session, answer in zip(sessions, answers)))
+            # One after another, not gathered: uvicorn's send only appends to the socket's
+            # write buffer and never waits on the client, and a hundred tasks a tick cost
+            # the event loop more than the sends themselves.
+            for (session, _), answer in zip(frames + scenes, answers):
+                await self._send(session, answer)
 
-    def compute_all(self, frames: list[tuple], scenes: list[tuple]) -> list[dict]:
+    def compute_all(self, frames: list[tuple], scenes: list[tuple]) -> list[dict | bytes]:
         """One tick's answers: the frame requests', then the scene requests'."""
         return (self.compute(frames) if frames else []) + (self.compute_scenes(scenes) if scenes else [])
 
-    def compute(self, requests: list[tuple]) -> list[dict]:
-        """``(seq, key, controls, digit)`` requests -> their payloads, one forward pass per model."""
+    def compute(self, requests: list[tuple]) -> list[bytes]:
+        """``(seq, key, controls, digit)`` requests -> their binary frames
+        (:func:`frame_messages`), one forward pass per model."""
 
         def answer(key, group):
             results = self.lab.service.predict_many([r[3] for r in group], [r[2] for r in group], key, fast=True)
-            return frame_payloads(self.lab, key, results, [r[0] for r in group])
+            return frame_messages(self.lab, key, results, [r[0] for r in group])
 
         return self._per_model(requests, answer)
 

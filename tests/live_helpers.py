@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from stn_lab.live import decode_message
+
 __all__ = ["LiveSocket", "fallback_lecture", "live_lecture", "pixels", "socket_url"]
 
 
@@ -48,7 +50,7 @@ class LiveSocket:
         self.socket.send(message if isinstance(message, (str, bytes)) else json.dumps(message))
 
     def receive(self, timeout: float | None = None) -> dict:
-        return json.loads(self.socket.recv(timeout=self.timeout if timeout is None else timeout))
+        return decode_message(self.socket.recv(timeout=self.timeout if timeout is None else timeout))
 
     def ask(self, message) -> dict:
         """Send, and return the next message."""

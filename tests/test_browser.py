@@ -274,7 +274,7 @@ def test_a_link_with_a_drawn_digit_round_trips(open_page, browser, app_url):
     page.mouse.up()
     page.wait_for_function("(n) => Number(document.querySelector('#stn-live-view').dataset.frames) > n", arg=before)
     page.wait_for_timeout(1500)  # the last stroke's frame
-    drawn = page.evaluate("() => window.stnLive.lastFrame().canvas")
+    drawn = page.evaluate("() => Array.from(window.stnLive.lastFrame().canvas)")
     page.get_by_text("Lecture settings and sharing").click()
     page.get_by_role("button", name="copy a link to this view").click()
     page.wait_for_function("() => document.querySelector('#stn-link textarea, #stn-link input').value.includes('digit=')")
@@ -288,7 +288,7 @@ def test_a_link_with_a_drawn_digit_round_trips(open_page, browser, app_url):
         other.goto(link)
         wait_for_frames(other, 1)
         other.wait_for_timeout(500)
-        assert other.evaluate("() => window.stnLive.lastFrame().canvas") == drawn
+        assert other.evaluate("() => Array.from(window.stnLive.lastFrame().canvas)") == drawn
     finally:
         other.close()
 

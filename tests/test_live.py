@@ -18,7 +18,16 @@ import pytest
 import torch
 
 from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
-from stn_lab.live import CLOSE_BUSY, MAX_MESSAGE_BYTES, LiveHub, decode_digit, encode_digit
+from stn_lab.live import (
+    CLOSE_BUSY,
+    MAX_MESSAGE_BYTES,
+    LiveHub,
+    decode_digit,
+    decode_message,
+    encode_digit,
+    frame_messages,
+    frame_payloads,
+)
 from stn_lab.service import DEFAULT_MODEL
 from tests.helpers import ROOT
 from tests.live_helpers import LiveSocket, pixels
@@ -48,7 +57,12 @@ class FakeSocket:
     async def send_text(self, text: str) -> None:
         if self.gone or self.close_code is not None:
             raise RuntimeError("send on a closed socket")
-        self.sent.append(json.loads(text))
+        self.sent.append(decode_message(text))
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.gone or self.close_code is not None:
+            raise RuntimeError("send on a closed socket")
+        self.sent.append(decode_message(data))
 
     async def close(self, code: int = 1000) -> None:
         self.close_code = code
@@ -469,7 +483,7 @@ def test_a_disconnect_in_the_middle_of_a_frame_leaks_nothing(make_hub, codes, ca
         leaving.disconnect()
         await leaving.closed()  # the endpoint ended without an exception
         release.set()
-        assert [s for s in hub.sessions if s.send == leaving.socket.send_text] == []
+        assert [s for s in hub.sessions if s.socket is leaving.socket] == []
         staying.frame(2)
         assert (await staying.answer())["type"] == "frame"
         assert hub.frames_computed == 2 and not hub._worker.done()
@@ -597,14 +611,30 @@ def test_a_batch_gives_each_request_what_it_gets_alone(make_hub, lab, codes):
         (3, MODEL, lab.controls(elastic=1.0, seed=2), decode_digit(codes[2])),  # another distortion shape
         (4, "p-st-cnn-projective", lab.controls(perspective=1.0), decode_digit(codes[3])),
     ]
-    together = hub.compute(requests)
+    together = [decode_message(message) for message in hub.compute(requests)]
     for request, frame in zip(requests, together):
-        (alone,) = hub.compute([request])
+        (alone,) = map(decode_message, hub.compute([request]))
         assert frame["seq"] == request[0]
         assert np.abs(pixels(frame, "canvas").astype(int) - pixels(alone, "canvas")).max() <= 1
         assert frame["theta"] == pytest.approx(alone["theta"], abs=1e-5)
         assert frame["st"] == pytest.approx(alone["st"], abs=1e-5)
         assert np.abs(pixels(frame, "warped").astype(int) - pixels(alone, "warped")).max() <= 1
+
+
+def test_a_binary_frame_reads_back_as_exactly_the_json_payload(make_hub, lab, codes):
+    """The socket's binary frames carry what ``/live_frame``'s JSON carries, to the digit:
+    pictures, θ, probabilities, and the grid's 4 decimals (through float32)."""
+    hub = make_hub()
+    for key, controls in [(MODEL, lab.controls(rotation=-77, scale=1.2)), ("e-st-cnn-tps", lab.controls(elastic=1.0, seed=2))]:
+        results = lab.service.predict_many([decode_digit(codes[0])], [controls], key, fast=True)
+        (message,) = frame_messages(lab, key, results, [9])
+        (payload,) = frame_payloads(lab, key, results, [9])
+        assert isinstance(message, bytes) and len(message) < 0.8 * len(json.dumps(payload))
+        assert decode_message(message) == payload
+        header = decode_message(message, header_only=True)
+        assert header["grid_shape"] == [14, len(payload["grid"][0])] and header["seq"] == 9
+    with pytest.raises(ValueError, match="bytes, got"):
+        decode_message(message[:-1])
 
 
 # -- the frames are the library's own computation ----------------------------------------------

@@ -3,7 +3,8 @@
  * The page (Python, stn_lab/views/main_view.py) renders the empty view once; this script
  * fills it. Every slider movement sends the nine control values on the socket; the server
  * answers with theta, the grid's polylines, the two small images and both models'
- * probabilities (stn_lab/live.py, frame_payload), and this script only draws them: the
+ * probabilities (stn_lab/live.py: frame_payloads, sent as binary by frame_messages), and
+ * this script only draws them: the
  * pictures on <canvas> at their own pixel size (scaled crisply by CSS), the grid as SVG.
  * At most MAX_IN_FLIGHT requests are in flight (one: two were measured slower on a 2-core
  * machine, where the second only queued behind the first); past that, movement only marks
@@ -73,10 +74,13 @@
     const timer = setTimeout(() => {
       if (!opened && socket.readyState !== WebSocket.OPEN) { socket.close(); fallBack("the live socket did not open"); }
     }, 10000);
+    socket.binaryType = "arraybuffer";  // frames come as binary messages (decodeFrame)
     socket.onopen = () => { opened = true; clearTimeout(timer); };
     socket.onmessage = (event) => {
       let message;
-      try { message = JSON.parse(event.data); } catch (error) { return; }
+      try {
+        message = event.data instanceof ArrayBuffer ? decodeFrame(event.data) : JSON.parse(event.data);
+      } catch (error) { return; }
       if (message.type === "ready") {
         state.mode = "socket";
         setStatus("");
@@ -109,6 +113,26 @@
         fallBack("the live socket could not open");
       }
     };
+  }
+
+  // A binary frame (stn_lab/live.py, frame_messages): uint32 header length, the JSON header,
+  // then the grid as float32 [x, y] points, the input's and the output's uint8 pixels.
+  function decodeFrame(buffer) {
+    const size = new DataView(buffer).getUint32(0, true);
+    const frame = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, size)));
+    const [lines, points] = frame.grid_shape;
+    let start = 4 + size;  // a multiple of 4: the server pads the header
+    const flat = new Float32Array(buffer, start, lines * points * 2);
+    frame.grid = [];
+    for (let l = 0; l < lines; l++) {
+      const line = [];
+      for (let p = 0; p < points; p++) { const k = 2 * (l * points + p); line.push([flat[k], flat[k + 1]]); }
+      frame.grid.push(line);
+    }
+    start += flat.byteLength;
+    frame.canvas = new Uint8Array(buffer, start, frame.canvas_size * frame.canvas_size);
+    frame.warped = new Uint8Array(buffer, start + frame.canvas.length, frame.warped_size * frame.warped_size);
+    return frame;
   }
 
   function fallBack(reason) {
@@ -196,14 +220,15 @@
 
   // -- drawing -------------------------------------------------------------------------------
 
-  function drawImage(canvas, b64, size) {
+  // ``pixels``: a Uint8Array (socket frames) or base64 (the fallback's JSON frames).
+  function drawImage(canvas, pixels, size) {
     if (!canvas) return;
-    const bytes = atob(b64);
+    const bytes = typeof pixels === "string" ? Uint8Array.from(atob(pixels), (c) => c.charCodeAt(0)) : pixels;
     if (canvas.width !== size) { canvas.width = size; canvas.height = size; }
     const context = canvas.getContext("2d");
     const image = context.createImageData(size, size);
     for (let i = 0; i < bytes.length; i++) {
-      const v = bytes.charCodeAt(i);
+      const v = bytes[i];
       image.data[4 * i] = v; image.data[4 * i + 1] = v; image.data[4 * i + 2] = v; image.data[4 * i + 3] = 255;
     }
     context.putImageData(image, 0, 0);
