@@ -217,11 +217,8 @@ def frame_messages(lab: Lab, key: str, results: list, seqs: list) -> list[bytes]
     for i, seq in enumerate(seqs):
         header = orjson.dumps({**batch.header(i, seq), "grid_shape": shape})
         header += b" " * (-(4 + len(header)) % 4)
-        messages.append(
-            b"".join(
-                (struct.pack("<I", len(header)), header, grids[i].tobytes(), batch.canvases[i].tobytes(), batch.warped[i].tobytes())
-            )
-        )
+        pictures = batch.canvases[i].tobytes() + batch.warped[i].tobytes()
+        messages.append(b"".join((struct.pack("<I", len(header)), header, grids[i].tobytes(), pictures)))
     return messages
 
 

@@ -621,10 +621,9 @@ def test_a_batch_gives_each_request_what_it_gets_alone(make_hub, lab, codes):
         assert np.abs(pixels(frame, "warped").astype(int) - pixels(alone, "warped")).max() <= 1
 
 
-def test_a_binary_frame_reads_back_as_exactly_the_json_payload(make_hub, lab, codes):
+def test_a_binary_frame_reads_back_as_exactly_the_json_payload(lab, codes):
     """The socket's binary frames carry what ``/live_frame``'s JSON carries, to the digit:
     pictures, θ, probabilities, and the grid's 4 decimals (through float32)."""
-    hub = make_hub()
     for key, controls in [(MODEL, lab.controls(rotation=-77, scale=1.2)), ("e-st-cnn-tps", lab.controls(elastic=1.0, seed=2))]:
         results = lab.service.predict_many([decode_digit(codes[0])], [controls], key, fast=True)
         (message,) = frame_messages(lab, key, results, [9])
