@@ -59,15 +59,19 @@ class Controls:
         Raises:
             ValueError: naming the control and its range, for a value that is not a finite number.
         """
-        values = {}
+        changed = {}
         for name, (low, high) in CONTROL_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
-            values[name] = type(low)(min(max(value, low), high))
+            clamped = type(low)(min(max(value, low), high))
+            if clamped != value or type(clamped) is not type(value):
+                changed[name] = clamped
         if not isinstance(self.clutter, bool):
             raise ValueError(f"clutter must be true or false, got {self.clutter!r}")
-        return replace(self, **values)
+        # Checked controls come back unchanged: the live path checks every frame twice
+        # (on arrival and in the batch), and a copy per check was a tenth of its work.
+        return replace(self, **changed) if changed else self
 
     @classmethod
     def from_regime(cls, regime: str, seed: int) -> "Controls":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +167,7 @@ class Lab:
                 values[name] = float(value)
             except (TypeError, ValueError, OverflowError):
                 raise LabError(f"{name} must be a number in [{low}, {high}], got {str(value)[:40]}") from None
-        if not np.isfinite(values["seed"]):
+        if not math.isfinite(values["seed"]):
             raise LabError(f"seed must be a whole number in [0, {CONTROL_RANGES['seed'][1]}], got {seed!r}")
         values["seed"] = int(min(max(values["seed"], 0), CONTROL_RANGES["seed"][1]))
         if clutter not in (True, False, None):  # 0 and 1 compare equal to False and True

@@ -183,7 +183,7 @@ class InferenceService:
             groups.setdefault((bool(settings.perspective), bool(settings.elastic), settings.clutter), []).append(index)
         results: list[Result | None] = [None] * len(digits)
         for members in groups.values():
-            batch = torch.stack([torch.as_tensor(np.asarray(digits[i], dtype=np.float32)).reshape(1, 28, 28) for i in members])
+            batch = torch.from_numpy(np.stack([np.asarray(digits[i], dtype=np.float32).reshape(1, 28, 28) for i in members]))
             canvases = self.distort(batch, [controls[i] for i in members], choice.canvas_size)
             for index, result in zip(members, self.run(canvases, key, fast=fast)):
                 results[index] = result
