@@ -117,9 +117,10 @@
 
   // A binary frame (stn_lab/live.py, frame_messages): uint32 header length, the JSON header,
   // then the grid as float32 [x, y] points, the input's and the output's uint8 pixels.
+  const utf8 = new TextDecoder();
   function decodeFrame(buffer) {
     const size = new DataView(buffer).getUint32(0, true);
-    const frame = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, size)));
+    const frame = JSON.parse(utf8.decode(new Uint8Array(buffer, 4, size)));
     const [lines, points] = frame.grid_shape;
     let start = 4 + size;  // a multiple of 4: the server pads the header
     const flat = new Float32Array(buffer, start, lines * points * 2);
