@@ -66,6 +66,8 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from stn_lab.live import decode_message
+
 PATHS = ("live", "gradio_event", "echo")
 CHECK_TIMEOUT = 30.0
 
@@ -179,8 +181,6 @@ class LiveStudent:
 
     async def request(self, step: int) -> None:
         """Send frame ``step`` and wait for its answer (answers to older requests are skipped)."""
-        from stn_lab.live import decode_message
-
         self.seq += 1
         seq = self.seq
         await self.socket.send(

@@ -233,17 +233,17 @@ def decode_message(data, header_only: bool = False) -> dict:
     (size,) = struct.unpack_from("<I", data)
     frame = json.loads(data[4 : 4 + size])
     lines, points = frame["grid_shape"] if header_only else frame.pop("grid_shape")
-    expected = 4 + size + 8 * lines * points + frame["canvas_size"] ** 2 + frame["warped_size"] ** 2
+    grid_start = 4 + size
+    canvas_start = grid_start + 8 * lines * points
+    warped_start = canvas_start + frame["canvas_size"] ** 2
+    expected = warped_start + frame["warped_size"] ** 2
     if len(data) != expected:
         raise ValueError(f"a frame of this header is {expected} bytes, got {len(data)}")
     if header_only:
         return frame
-    start = 4 + size
-    grid = np.frombuffer(data, "<f4", lines * points * 2, start).reshape(lines, points, 2)
-    start += grid.nbytes
-    canvas_bytes, warped_bytes = frame["canvas_size"] ** 2, frame["warped_size"] ** 2
-    frame["canvas"] = base64.b64encode(data[start : start + canvas_bytes]).decode("ascii")
-    frame["warped"] = base64.b64encode(data[start + canvas_bytes : start + canvas_bytes + warped_bytes]).decode("ascii")
+    grid = np.frombuffer(data, "<f4", lines * points * 2, grid_start).reshape(lines, points, 2)
+    frame["canvas"] = base64.b64encode(data[canvas_start:warped_start]).decode("ascii")
+    frame["warped"] = base64.b64encode(data[warped_start:]).decode("ascii")
     frame["grid"] = np.round(grid.astype(np.float64), 4).tolist()
     return frame
 

@@ -774,6 +774,21 @@ def test_over_a_real_socket_a_bad_message_gets_an_error_and_the_socket_keeps_ser
 
 
 @pytest.mark.serve
+def test_over_a_real_socket_frames_are_binary_and_uncompressed(live_server, codes):
+    """The client offers permessage-deflate, as browsers do; ``app.launch`` declines it, and
+    a frame arrives as one binary message that reads back as a whole frame."""
+    with LiveSocket(live_server.url) as socket:
+        assert socket.socket.request.headers.get("Sec-WebSocket-Extensions", "").startswith("permessage-deflate")
+        assert socket.socket.response.headers.get("Sec-WebSocket-Extensions") is None
+        socket.digit(codes[0])
+        socket.send({"type": "frame", "seq": 1, "model": MODEL, "controls": {"rotation": 40}})
+        raw = socket.socket.recv(timeout=30)
+        assert isinstance(raw, bytes)
+        frame = decode_message(raw)
+        assert frame["seq"] == 1 and pixels(frame, "canvas").shape == (42, 42) and len(frame["grid"]) == 14
+
+
+@pytest.mark.serve
 def test_over_a_real_socket_a_frame_before_any_digit_is_an_error(live_server, codes):
     with LiveSocket(live_server.url) as socket:
         assert socket.frame(1, MODEL)["message"] == "no digit yet: send a digit message first"
