@@ -205,8 +205,9 @@ def frame_messages(lab: Lab, key: str, results: list, seqs: list) -> list[bytes]
 
     The header is the payload without ``canvas``, ``warped`` and ``grid``, plus
     ``"grid_shape": [lines, points]``. Why binary: as JSON (base64 pictures, the grid as
-    decimal text) an affine frame is 5.9 kB, and encoding it was a quarter of the server's
-    work under the GIL in a lecture hall (``py-spy --gil``, 100 students); this is 4.4 kB,
+    decimal text) a frame of the default model is 5.7 kB, and encoding it was a quarter of
+    the server's work under the GIL in a lecture hall (``py-spy --gil``, 100 students);
+    this is 4.2 kB (``python -m benchmarks.bench_live_tick``),
     made with one ``tobytes`` per part. :func:`decode_message` reads it back into exactly
     the payload :func:`frame_payloads` gives (the grid's 4 decimals survive float32).
     """
