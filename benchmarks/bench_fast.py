@@ -8,6 +8,9 @@ against its :func:`stn_core.fast.fast_copy` (bfloat16 classifier where the CPU h
 largest difference of any class probability, how many answers differ, and the largest
 difference of θ. Then the time of one forward pass of both models (ST-CNN details + CNN) on
 a batch of ``--batch`` and of 1 (median of 30 after 5 warm-ups), as frames per second.
+Last, the 2x2 max-pooling of the classifier's first activation (``--batch`` x 32 x 34 x 34,
+channels-last, in the fast classifier's type): ``nn.MaxPool2d(2)`` against the
+:class:`stn_core.fast.MaxPool2x2` the fast copies use.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 import stn_core
 from stn_core.evaluate import regime_test_set
-from stn_core.fast import fast_copy
+from stn_core.fast import MaxPool2x2, fast_copy
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
 
@@ -86,6 +89,12 @@ def main() -> None:
             "fast_frames_per_s": round(size / quick),
             "speedup": round(exact / quick, 2),
         }
+    activation = torch.rand(args.batch, 32, 34, 34, dtype=fast_st.dtype).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        report["pool_ms"] = {
+            name: round(1000 * _time(lambda pool=pool: pool(activation)), 3)
+            for name, pool in (("MaxPool2d", torch.nn.MaxPool2d(2)), ("MaxPool2x2", MaxPool2x2()))
+        }
     threads = torch.get_num_threads()
     report["machine"] = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}, {threads} threads"
 
@@ -103,6 +112,8 @@ def main() -> None:
     for size in (1, args.batch):
         row = report[f"batch_{size}"]
         print(f"| {size} | {row['float32_frames_per_s']} | {row['fast_frames_per_s']} | {row['speedup']}x |")
+    pool = report["pool_ms"]
+    print(f"\n2x2 max-pooling of {args.batch} x 32 x 34 x 34: MaxPool2d {pool['MaxPool2d']} ms, MaxPool2x2 {pool['MaxPool2x2']} ms")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

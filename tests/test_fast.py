@@ -7,7 +7,7 @@ import torch
 
 import stn_core
 from stn_core.distortions import REGIMES, distort, draw_distortion
-from stn_core.fast import FastModel, bfloat16_is_native, fast_copy
+from stn_core.fast import FastModel, MaxPool2x2, bfloat16_is_native, fast_copy
 from stn_core.models import ModelConfig, build_model
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained"
@@ -33,9 +33,9 @@ def test_float32_copy_is_the_same_model_rewritten():
     assert torch.allclose(exact.theta, quick.theta, atol=1e-5)
     assert torch.allclose(exact.warped, quick.warped, atol=1e-5)
     assert torch.allclose(exact.logits, quick.logits, atol=1e-4)
-    # Batch norm folded into the convolutions, ReLU moved after pooling.
+    # Batch norm folded into the convolutions, ReLU moved after pooling, pooling strided.
     kinds = [type(m).__name__ for m in fast.model.classifier.features]
-    assert "BatchNorm2d" not in kinds and kinds.index("MaxPool2d") < kinds.index("ReLU")
+    assert "BatchNorm2d" not in kinds and "MaxPool2d" not in kinds and kinds.index("MaxPool2x2") < kinds.index("ReLU")
 
 
 def test_the_original_model_is_left_as_it_was():
@@ -74,3 +74,18 @@ def test_bad_arguments_are_refused():
     cnn = fast_copy(build_model(ModelConfig("cnn", canvas_size=REGIMES["R"].canvas_size)).eval(), dtype=torch.float32)
     with pytest.raises(TypeError, match="needs a spatial-transformer model, got CNN"):
         cnn.forward_details(torch.rand(1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("size", [(34, 34), (11, 11), (15, 8)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_strided_pooling_gives_exactly_maxpool2d(size, dtype):
+    x = torch.randn(3, 5, *size).to(dtype)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = x.contiguous(memory_format=layout)
+        assert torch.equal(MaxPool2x2()(x), torch.nn.MaxPool2d(2)(x))
+
+
+def test_only_plain_2x2_pooling_is_replaced():
+    model = torch.nn.Sequential(torch.nn.MaxPool2d(2), torch.nn.MaxPool2d(3), torch.nn.MaxPool2d(2, ceil_mode=True))
+    kinds = [type(m).__name__ for m in FastModel(model, torch.float32).model]
+    assert kinds == ["MaxPool2x2", "MaxPool2d", "MaxPool2d"]
