@@ -204,6 +204,7 @@ def build(lab: Lab) -> MainView:
                 [(choice.title, key) for key, choice in service.choices.items()],
                 value=service.default_key(),
                 label="model (regime · architecture)",
+                elem_id="stn-model",
             )
 
     page = Page(
