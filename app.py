@@ -96,7 +96,8 @@ def build_app(lab: Lab) -> LabBlocks:
         main = main_view.build(lab)
         page = main.page
         page.current_tab = gr.State(TEACHING_VIEWS[0].ID)  # the teaching view on show (for links and refreshes)
-        with gr.Tabs(elem_id="stn-views") as tabs:
+        # wrap, not a "⋯" menu: on a projector with large text every view stays in sight.
+        with gr.Tabs(elem_id="stn-views", overflow_behavior="wrap") as tabs:
             views = [module.build(lab, page) for module in TEACHING_VIEWS]
         settings.build(lab, page)
 

@@ -239,10 +239,12 @@ class Lab:
     def stages(frame: Frame) -> tuple[str, str]:
         """For the "How it works" view: the four stages in words, and the input U as HTML."""
         text = (
-            "1. The input **U** (the distorted canvas).  2. The **localisation net** reads U and regresses **θ** "
-            f"({len(frame.theta)} numbers).  3. The **grid generator** maps every output pixel through T<sub>θ</sub> "
-            "to the input location it samples: the grid drawn on U.  4. The **sampler** reads U bilinearly at those "
-            "points, giving the output **V**.  5. The **classifier** sees only V.\n\n" + frame.theta_text
+            "1. The input **U** (the distorted canvas).\n"
+            f"2. The **localisation net** reads U and regresses **θ** ({len(frame.theta)} numbers).\n"
+            "3. The **grid generator** maps every output pixel through T<sub>θ</sub> to the input location it "
+            "samples: the grid drawn on U.\n"
+            "4. The **sampler** reads U bilinearly at those points, giving the output **V**.\n"
+            "5. The **classifier** sees only V.\n\n" + frame.theta_text
         )
         return text, picture_html(frame.canvas, DISPLAY_SIZE, "input U")
 

@@ -187,13 +187,33 @@ def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
     outputs = client.predict(handle_file(str(path)), api_name="/from_upload")  # states stay on the server
     digit = lab.digit_from_image(str(path))
     files = [value for value in outputs if isinstance(value, str) and os.path.isfile(value)]
-    codes = [value for value in outputs if isinstance(value, str) and value not in files]
+    codes = [value for value in outputs if isinstance(value, str) and value and value not in files]  # "": no note
     assert len(codes) == 1 and np.abs(decode_digit(codes[0]) - digit).max() <= 0.5 / 255 + 1e-6
     # Pictures travel as lossy WebP: compared on average, to a few grey levels.
     pictures = [np.asarray(Image.open(value).convert("L")) for value in files]
     shrunk = [np.asarray(Image.fromarray(p).resize((28, 28), Image.Resampling.NEAREST)).astype(int) for p in pictures]
     like_the_digit = [np.abs(p - _quantised(digit)).mean() < 4 for p in shrunk]
     assert len(pictures) == 2 and like_the_digit == [False, True], [p.shape for p in pictures]  # as sent, normalised
+
+
+@pytest.mark.serve
+def test_a_blank_photo_says_no_digit_found_beside_the_picture_and_keeps_the_digit(client, tmp_path):
+    """An image with no digit in it is no error toast: the Upload tab shows the picture and
+    says "no digit found" under it, and the digit stays the one uploaded before."""
+    from gradio_client import handle_file
+    from PIL import ImageDraw
+
+    seven, blank = tmp_path / "seven.png", tmp_path / "blank.png"
+    photo = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(photo).line([(40, 40), (160, 40), (90, 170)], fill="black", width=14)
+    photo.save(seven)
+    Image.new("RGB", (120, 90), (200, 200, 200)).save(blank)
+    code = client.predict(handle_file(str(seven)), api_name="/from_upload")[0]
+    outputs = client.predict(handle_file(str(blank)), api_name="/from_upload")
+    kept, shown, normalised, note = outputs
+    assert kept == code or kept == {"__type__": "update"}  # skipped: the browser keeps the seven
+    assert os.path.isfile(shown) and np.asarray(Image.open(shown).convert("L")).std() < 2  # the grey picture, as sent
+    assert normalised is None and "no digit found" in note and "keeps its digit" in note
 
 
 @pytest.mark.serve

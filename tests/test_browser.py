@@ -139,6 +139,40 @@ def test_main_view_fits_one_screen_and_no_label_covers_a_picture(open_page, view
         assert 0 <= box["y"] and box["bottom"] <= height, f"the rotation slider scrolls away on a phone: {box}"
 
 
+# Pairs (label, picture) where a component's label overlaps a picture of its own block.
+_COVERED = """() => {
+  const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
+      && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+  const found = [];
+  for (const label of document.querySelectorAll('[data-testid=block-label]')) {
+    if (!label.getClientRects().length) continue;
+    const box = label.getBoundingClientRect();
+    for (const picture of label.closest('.block').querySelectorAll('img, canvas, svg')) {
+      if (label.contains(picture) || !picture.getClientRects().length) continue;
+      const rect = picture.getBoundingClientRect();
+      if (rect.width > 30 && overlap(box, rect)) found.push([label.textContent.trim(), picture.tagName]);
+    }
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("viewport", ["desktop-1280x800", "phone-390x844"])
+def test_no_label_covers_a_picture_in_the_teaching_views_or_the_digit_previews(open_page, viewport):
+    settings = VIEWPORTS[viewport]
+    page = open_page(width=settings["width"], height=settings["height"])
+    covered = {}
+    page.get_by_role("tab", name="Draw").click()
+    page.mouse.move(1, 1)
+    covered["Draw"] = page.evaluate(_COVERED)
+    for name in ("How it works", "Set θ yourself", "Batch view", "Cluttered"):
+        open_tab(page, name)
+        page.wait_for_function("() => document.querySelectorAll('#stn-views [role=tabpanel] img, #stn-views [role=tabpanel] svg').length > 0")
+        page.wait_for_timeout(500)
+        covered[name] = page.evaluate(_COVERED)
+    assert not any(covered.values()), f"labels covering pictures at {viewport}: {covered}"
+
+
 def test_first_screen_shows_a_digit_grid_and_predictions_without_a_click(open_page):
     page = open_page()
     frame = page.evaluate("() => window.stnLive.lastFrame()")

@@ -124,11 +124,13 @@ def test_copied_theta_of_a_trained_net_fits_the_sliders(shipped_lab):
         shipped_lab.predicted_theta_parts(digit, Controls(), "rts-st-cnn-tps")
 
 
-def test_how_it_works_shows_four_stages(lab):
+def test_how_it_works_shows_the_five_stages_as_a_numbered_list(lab):
     digit, _ = lab.sample_digit(5)
     frame = lab.frame(digit, Controls(rotation=10.0), None)
     text, canvas = lab.stages(frame)
-    assert "localisation net" in text and "sampler" in text and frame.theta_text in text
+    steps = [line for line in text.splitlines() if line[:2] in {f"{n}." for n in range(1, 6)}]
+    assert [line[0] for line in steps] == list("12345")  # one line each: Markdown numbers them
+    assert "localisation net" in steps[1] and "sampler" in steps[3] and frame.theta_text in text
     assert canvas.startswith("<img") and "pixelated" in canvas
 
 

@@ -137,7 +137,7 @@ def build(lab: Lab) -> MainView:
         with gr.Column(scale=3, min_width=320):
             gr.HTML(LIVE_VIEW.format(ranges=html.escape(json.dumps(ranges))), elem_id="stn-live-html", padding=False)
         with gr.Column(scale=1, min_width=250):
-            with gr.Tabs(elem_id="stn-source"):
+            with gr.Tabs(elem_id="stn-source", overflow_behavior="wrap"):
                 with gr.Tab("Sample"):
                     gallery = gr.Gallery(
                         value=[lab.digit_picture(lab.sample_digit(i)[0], 56) for i in range(24)],
@@ -200,6 +200,9 @@ def build(lab: Lab) -> MainView:
                             buttons=[],
                             min_width=100,
                         )
+                    # Why an upload gave no digit, beside the picture itself (a toast is gone
+                    # in seconds, and on a projector nobody reads it).
+                    upload_note = gr.Markdown("", elem_id="stn-upload-note", elem_classes="stn-note")
             model = gr.Dropdown(
                 [(choice.title, key) for key, choice in service.choices.items()],
                 value=service.default_key(),
@@ -252,9 +255,13 @@ def build(lab: Lab) -> MainView:
 
     def from_upload(path):
         if path is None:
-            return [*set_digit(None), None, None]
-        digit = lab.digit_from_image(path)
-        return [*set_digit(digit), lab.upload_preview(path), lab.digit_picture(digit, 110)]
+            return [*set_digit(None), None, None, ""]
+        preview = lab.upload_preview(path)  # a file that is no image stops here, with its message
+        try:
+            digit = lab.digit_from_image(path)
+        except LabError as error:  # an image, but no digit in it: show both, keep the view's digit
+            return [*[gr.skip()] * len(digit_outputs), preview, None, f"**{error}**. The view keeps its digit."]
+        return [*set_digit(digit), preview, lab.digit_picture(digit, 110), ""]
 
     @user_errors
     def from_sample(index):
@@ -273,7 +280,11 @@ def build(lab: Lab) -> MainView:
         # preprocess=False: gr.File's preprocess leaves an empty temp file behind per call
         # (gradio 6.31); the raw payload's path is already in Gradio's cache.
         upload.change(
-            user_errors(from_upload), upload, [*digit_outputs, uploaded_view, normalised_view], preprocess=False, **QUIET
+            user_errors(from_upload),
+            upload,
+            [*digit_outputs, uploaded_view, normalised_view, upload_note],
+            preprocess=False,
+            **QUIET,
         ),
         gallery.select(from_gallery, None, digit_outputs, **QUIET),
         pick.submit(from_sample, pick, digit_outputs, **QUIET),
