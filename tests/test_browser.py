@@ -173,6 +173,30 @@ def test_no_label_covers_a_picture_in_the_teaching_views_or_the_digit_previews(o
     assert not any(covered.values()), f"labels covering pictures at {viewport}: {covered}"
 
 
+def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed(open_page, lab):
+    """The "more distortions" controls are not in the page until their accordion is opened;
+    the live view still draws a preset's clutter, exactly as the library computes it."""
+    import numpy as np
+
+    from stn_core.controls import Controls
+    from stn_lab.views.main_view import PRESETS
+
+    page = open_page()
+    assert page.locator("#stn-ctl-clutter").count() == 0  # not mounted yet
+    values, digit_class, _ = PRESETS["cluttered 4"]
+    before = frames_drawn(page)
+    page.get_by_role("button", name="cluttered 4").click()
+    page.wait_for_function("(n) => Number(document.querySelector('#stn-live-view').dataset.frames) > n", arg=before)
+    page.wait_for_timeout(1500)  # the preset's last frame
+    frame = page.evaluate("() => { const f = window.stnLive.lastFrame(); return {model: f.model, canvas: Array.from(f.canvas)}; }")
+    digit, _ = lab.sample_digit(lab.first_sample_of(digit_class))
+    expected = lab.service.predict(digit, Controls(**values).checked(), frame["model"], fast=True).canvas
+    clean = lab.service.predict(digit, Controls(**{**values, "clutter": False}).checked(), frame["model"], fast=True).canvas
+    shown = np.array(frame["canvas"], dtype=np.uint8).reshape(expected.shape)
+    quantised = lambda image: (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    assert np.array_equal(shown, quantised(expected)) and not np.array_equal(shown, quantised(clean))
+
+
 def test_first_screen_shows_a_digit_grid_and_predictions_without_a_click(open_page):
     page = open_page()
     frame = page.evaluate("() => window.stnLive.lastFrame()")

@@ -28,7 +28,7 @@
   const CONTROLS = ["rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "clutter", "seed"];
   const state = {
     digit: null, model: null, ranges: {}, socket: null, mode: "connecting", dirty: false,
-    seq: 0, drawnSeq: 0, digitSeq: 0, sentAt: new Map(), redraws: 0, latencies: [], lastFrame: null, fallbackReason: "",
+    known: {}, seq: 0, drawnSeq: 0, digitSeq: 0, sentAt: new Map(), redraws: 0, latencies: [], lastFrame: null, fallbackReason: "",
   };
 
   const $ = (id) => document.getElementById(id);
@@ -40,11 +40,16 @@
     return box.querySelector("input[type=range]") || box.querySelector("input[type=number]");
   }
 
+  // A control's value is read from the page; one not in the page yet (in the closed
+  // "more distortions" accordion, never opened) has the value Python last gave it.
   function readControls() {
     const values = {};
     for (const name of CONTROLS) {
       const input = controlInput(name);
-      if (!input) continue;
+      if (!input) {
+        if (name in state.known) values[name] = state.known[name];
+        continue;
+      }
       const value = name === "clutter" ? input.checked : parseFloat(input.value);
       if (name === "clutter" || Number.isFinite(value)) values[name] = value;
     }
@@ -422,8 +427,10 @@
   // -- entry points for the page ---------------------------------------------------------------
 
   window.stnLive = {
-    /** Called by the page after anything Python changed: digit (base64 28x28 or ""), model slug, trained ranges. */
-    set(digit, model) {
+    /** Called by the page after anything Python changed: digit (base64 28x28 or ""), model
+     *  slug, and the controls' values ({name: value}) as Python holds them. */
+    set(digit, model, controls) {
+      if (controls && typeof controls === "object") state.known = controls;
       const view = $("stn-live-view");
       if (view && view.dataset.ranges && !Object.keys(state.ranges).length) {
         try { state.ranges = JSON.parse(view.dataset.ranges); } catch (error) { /* no bands */ }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from stn_core.controls import CONTROL_RANGES, Controls, trained_ranges
+from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls, trained_ranges
 
 from ..lab import Lab, LabError
 from ..live import encode_digit
@@ -52,7 +52,7 @@ PRESETS = {
     "turned 4": (dict(rotation=-40.0), 4, None),
     "small, off-centre 3": (dict(scale=0.72, shift_x=0.3, shift_y=-0.25), 3, None),
     "big, tilted 2": (dict(rotation=35.0, scale=1.15), 2, None),
-    "cluttered 4": (dict(clutter=True, shift_x=-0.4, shift_y=0.3, seed=3), 4, "TC"),
+    "cluttered 4": (dict(clutter=True, shift_x=-0.4, shift_y=0.3, seed=0), 4, "TC"),  # the seed with most clutter near it
 }
 # The lesson: the same upside-down 7 on the RTS model, trained on ±45° only.
 LESSON_PRESET = "±45° model at 180° (outside its trained range)"
@@ -83,7 +83,13 @@ LIVE_VIEW = """
 """
 
 # After Python changes the digit or the model, the browser asks for a fresh frame.
-TELL_BROWSER_JS = "(code, model) => { if (window.stnLive) window.stnLive.set(code, model); }"
+# The controls go along: the "more distortions" ones are not in the page until their
+# accordion is first opened (Gradio mounts its contents then), so live.js could not read
+# a preset's clutter or a random P's perspective from the page.
+TELL_BROWSER_JS = (
+    "(code, model, ...values) => { const names = " + json.dumps(CONTROL_NAMES) + ";"
+    " if (window.stnLive) window.stnLive.set(code, model, Object.fromEntries(names.map((n, i) => [n, values[i]]))); }"
+)
 
 
 @dataclass
@@ -124,8 +130,8 @@ def digit_values(lab: Lab, digit, label=None, index=None) -> list:
 
 
 def tell_browser(page: Page, event):
-    """Chain onto ``event``: hand the browser the (possibly new) digit and model."""
-    return event.then(None, [page.digit_code, page.model], None, js=TELL_BROWSER_JS, **QUIET)
+    """Chain onto ``event``: hand the browser the (possibly new) digit, model and controls."""
+    return event.then(None, [page.digit_code, page.model, *page.control_list], None, js=TELL_BROWSER_JS, **QUIET)
 
 
 def build(lab: Lab) -> MainView:
