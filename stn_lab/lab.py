@@ -380,19 +380,22 @@ class Lab:
             ("rotation", np.linspace(-180, 180, 73), "rotation (°)"),
             ("scale", np.linspace(max(low, 0.4), min(high, 1.6), 49), "scale"),
         ]
-        figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-        for axis, (name, values, title) in zip(axes, sweeps):
-            curve = self.service.sweep(digit, target, key, controls, name, values)
-            axis.plot(curve["values"], curve["st"], color="#1f77b4", linewidth=2.5, label="ST-CNN")
-            if curve["cnn"] is not None:
-                axis.plot(curve["values"], curve["cnn"], color="#d62728", linewidth=2, linestyle="--", label="CNN")
-            axis.axvline(getattr(controls, name), color="gray", linewidth=1)
-            axis.set_xlabel(title)
-            axis.set_ylabel(f"P(class {target})")
-            axis.set_ylim(-0.02, 1.02)
-            axis.grid(alpha=0.3)
-        axes[0].legend(loc="lower center")
-        figure.suptitle(f"How sure each model is of the true class {target} as the digit turns and grows ({key})")
+        # Type large enough for a projector: the picture is shown about as wide as it is drawn.
+        with plt.rc_context({"font.size": 13}):
+            figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+            for axis, (name, values, title) in zip(axes, sweeps):
+                curve = self.service.sweep(digit, target, key, controls, name, values)
+                axis.plot(curve["values"], curve["st"], color="#1f77b4", linewidth=2.5, label="ST-CNN")
+                if curve["cnn"] is not None:
+                    axis.plot(curve["values"], curve["cnn"], color="#d62728", linewidth=2, linestyle="--", label="CNN")
+                axis.axvline(getattr(controls, name), color="gray", linewidth=1)
+                axis.set_xlabel(title)
+                axis.set_ylabel(f"P(class {target})")
+                axis.set_ylim(-0.02, 1.02)
+                axis.grid(alpha=0.3)
+            axes[0].legend(loc="lower center")
+            title = self.service.choice(key).title  # the menu's name, not the slug
+            figure.suptitle(f"How sure each model is of the true class {target} as the digit turns and grows ({title})")
         plt.close(figure)
         return figure
 

@@ -67,7 +67,7 @@ class Reading:
 
 def _menu_label(model) -> str:
     error = model.card.test_error.get("digit")
-    return model.config.label if error is None else f"{model.config.label} · {error:.1f} %"
+    return model.config.label if error is None else f"{model.config.label} · {error:.1f} % wrong"  # of the digits
 
 
 class SeveralDigits:

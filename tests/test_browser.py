@@ -197,6 +197,22 @@ def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed
     assert np.array_equal(shown, quantised(expected)) and not np.array_equal(shown, quantised(clean))
 
 
+@pytest.mark.parametrize("viewport", ["desktop-1280x800", "projector-1024x768-large"])
+def test_the_out_of_range_note_does_not_move_the_slider_being_dragged(open_page, viewport):
+    settings = VIEWPORTS[viewport]
+    page = open_page(width=settings["width"], height=settings["height"])
+    if settings["large"]:
+        set_large_text(page)
+    slider = page.locator(SLIDERS[0])
+    before = rect(page, SLIDERS[0])
+    assert page.locator("#stn-range-note").inner_text() == ""
+    slider.focus()
+    slider.press("End")  # 180°: outside every model's trained range but the full-range one
+    page.wait_for_function("() => document.querySelector('#stn-range-note').textContent.includes('Outside')")
+    after = rect(page, SLIDERS[0])
+    assert abs(after["y"] - before["y"]) < 0.5, f"the rotation slider moved from y={before['y']} to y={after['y']}"
+
+
 def test_first_screen_shows_a_digit_grid_and_predictions_without_a_click(open_page):
     page = open_page()
     frame = page.evaluate("() => window.stnLive.lastFrame()")

@@ -343,8 +343,7 @@
     if (note) {
       note.textContent = outside.length
         ? "Outside the range this model was trained on: " + outside.join(", ") + " (shaded band on each slider)."
-        : "";
-      note.hidden = !outside.length;
+        : "";  // the line keeps its room when empty (lab.css): the sliders never jump mid-drag
     }
   }
 

@@ -77,7 +77,7 @@ LIVE_VIEW = """
     </div>
   </div>
   <p id="stn-theta" class="stn-theta">Loading the first digit…</p>
-  <p id="stn-range-note" class="stn-note" hidden></p>
+  <p id="stn-range-note" class="stn-note" aria-live="polite"></p>
   <p id="stn-status" class="stn-status" role="status" hidden></p>
 </div>
 """

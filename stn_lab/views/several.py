@@ -57,8 +57,9 @@ def build(lab: Lab, page: Page) -> TeachingView:
                     )
                     play = gr.Button("▶ play the glimpses", size="sm", elem_id="stn-several-play", min_width=120)
         gr.Markdown(
-            "A, B and C are the three digits (the sliders below move their centres, in px); the truth reads them "
-            "left to right, and **?** is your own digit, whose class the page does not know.",
+            "The sliders below move the digits **A, B and C** (their centres, in px); the numbered windows "
+            "**1, 2, 3** are the glimpses, in the order the network takes them. The truth reads the digits left "
+            "to right, and **?** is your own digit, whose class the page does not know.",
             elem_id="stn-several-key",
         )
         with gr.Row(elem_id="stn-several-positions"):
