@@ -113,7 +113,8 @@ def main() -> None:
         row = report[f"batch_{size}"]
         print(f"| {size} | {row['float32_frames_per_s']} | {row['fast_frames_per_s']} | {row['speedup']}x |")
     pool = report["pool_ms"]
-    print(f"\n2x2 max-pooling of {args.batch} x 32 x 34 x 34: MaxPool2d {pool['MaxPool2d']} ms, MaxPool2x2 {pool['MaxPool2x2']} ms")
+    print(f"\n2x2 max-pooling of {args.batch} x 32 x 34 x 34:", end=" ")
+    print(f"MaxPool2d {pool['MaxPool2d']} ms, MaxPool2x2 {pool['MaxPool2x2']} ms")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

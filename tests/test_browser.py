@@ -127,9 +127,11 @@ def test_main_view_fits_one_screen_and_no_label_covers_a_picture(open_page, view
     # The model menu's name ends before its arrow (at 1024 px with large text it ran under it).
     menu = page.evaluate(
         "() => { const input = document.querySelector('#stn-model input'); const s = getComputedStyle(input);"
-        " const ctx = document.createElement('canvas').getContext('2d'); ctx.font = `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;"
+        " const ctx = document.createElement('canvas').getContext('2d');"
+        " ctx.font = `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;"
         " const arrow = input.closest('.wrap-inner').querySelector('.icon-wrap, svg').getBoundingClientRect();"
-        " return {text: input.value, end: input.getBoundingClientRect().left + ctx.measureText(input.value).width, arrow: arrow.left}; }"
+        " const end = input.getBoundingClientRect().left + ctx.measureText(input.value).width;"
+        " return {text: input.value, end, arrow: arrow.left}; }"
     )
     assert menu["end"] <= menu["arrow"], f"the model menu's {menu['text']!r} runs under its arrow at {viewport}: {menu}"
     if phone:  # the slider being dragged stays on screen while the page scrolls
@@ -167,7 +169,7 @@ def test_no_label_covers_a_picture_in_the_teaching_views_or_the_digit_previews(o
     covered["Draw"] = page.evaluate(_COVERED)
     for name in ("How it works", "Set θ yourself", "Batch view", "Cluttered"):
         open_tab(page, name)
-        page.wait_for_function("() => document.querySelectorAll('#stn-views [role=tabpanel] img, #stn-views [role=tabpanel] svg').length > 0")
+        page.wait_for_function("() => document.querySelectorAll('#stn-views [role=tabpanel] :is(img, svg)').length > 0")
         page.wait_for_timeout(500)
         covered[name] = page.evaluate(_COVERED)
     assert not any(covered.values()), f"labels covering pictures at {viewport}: {covered}"
@@ -188,7 +190,7 @@ def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed
     page.get_by_role("button", name="cluttered 4").click()
     page.wait_for_function("(n) => Number(document.querySelector('#stn-live-view').dataset.frames) > n", arg=before)
     page.wait_for_timeout(1500)  # the preset's last frame
-    frame = page.evaluate("() => { const f = window.stnLive.lastFrame(); return {model: f.model, canvas: Array.from(f.canvas)}; }")
+    frame = page.evaluate("() => { const f = window.stnLive.lastFrame(); return {model: f.model, canvas: [...f.canvas]}; }")
     digit, _ = lab.sample_digit(lab.first_sample_of(digit_class))
     expected = lab.service.predict(digit, Controls(**values).checked(), frame["model"], fast=True).canvas
     clean = lab.service.predict(digit, Controls(**{**values, "clutter": False}).checked(), frame["model"], fast=True).canvas
