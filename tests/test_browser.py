@@ -75,6 +75,16 @@ def open_page(browser, app_url):
     assert not errors, f"uncaught JavaScript errors in the page: {errors}"
 
 
+def open_screen(open_page, name: str):
+    """A page on one of :data:`VIEWPORTS` (large text on where that screen has it), and the
+    screen's settings."""
+    settings = VIEWPORTS[name]
+    page = open_page(width=settings["width"], height=settings["height"])
+    if settings["large"]:
+        set_large_text(page)
+    return page, settings
+
+
 def frames_drawn(page) -> int:
     return int(page.evaluate("() => Number(document.querySelector('#stn-live-view').dataset.frames || 0)"))
 
@@ -97,10 +107,7 @@ SLIDERS = tuple(f"#stn-ctl-{name} input[type=range]" for name in ("rotation", "s
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS), ids=list(VIEWPORTS))
 def test_main_view_fits_one_screen_and_no_label_covers_a_picture(open_page, viewport):
-    settings = VIEWPORTS[viewport]
-    page = open_page(width=settings["width"], height=settings["height"])
-    if settings["large"]:
-        set_large_text(page)
+    page, settings = open_screen(open_page, viewport)
     width, height = settings["width"], settings["height"]
     phone = width < 600
     wanted = (*ON_SCREEN, *SLIDERS) if not phone else (*PICTURES, "#stn-answer-st .stn-top", SLIDERS[0])
@@ -161,8 +168,7 @@ _COVERED = """() => {
 
 @pytest.mark.parametrize("viewport", ["desktop-1280x800", "phone-390x844"])
 def test_no_label_covers_a_picture_in_the_teaching_views_or_the_digit_previews(open_page, viewport):
-    settings = VIEWPORTS[viewport]
-    page = open_page(width=settings["width"], height=settings["height"])
+    page, _ = open_screen(open_page, viewport)
     covered = {}
     page.get_by_role("tab", name="Draw").click()
     page.mouse.move(1, 1)
@@ -201,10 +207,7 @@ def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed
 
 @pytest.mark.parametrize("viewport", ["desktop-1280x800", "projector-1024x768-large"])
 def test_the_out_of_range_note_does_not_move_the_slider_being_dragged(open_page, viewport):
-    settings = VIEWPORTS[viewport]
-    page = open_page(width=settings["width"], height=settings["height"])
-    if settings["large"]:
-        set_large_text(page)
+    page, _ = open_screen(open_page, viewport)
     slider = page.locator(SLIDERS[0])
     before = rect(page, SLIDERS[0])
     assert page.locator("#stn-range-note").inner_text() == ""
@@ -496,10 +499,7 @@ def test_dragging_a_digit_redraws_live_over_the_socket_and_release_syncs_the_vie
 
 @pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])
 def test_several_digits_fits_on_one_screen(open_page, name):
-    screen = VIEWPORTS[name]
-    page = open_page(width=screen["width"], height=screen["height"])
-    if screen["large"]:
-        set_large_text(page)
+    page, screen = open_screen(open_page, name)
     _open_several(page)
     page.locator("#stn-several-intro").evaluate("element => element.scrollIntoView()")
     parts = ["#stn-several-canvas svg", "#stn-several-glimpses", "#stn-several-readout", "#stn-several-step", "#stn-several-play"]

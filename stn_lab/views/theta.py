@@ -29,7 +29,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
             "Drive the **grid generator and sampler alone**: these sliders set an affine θ directly, "
             "with no localisation net. They start from the net's own θ for this digit."
         )
-        with gr.Row():
+        with gr.Row(elem_id="stn-theta-sliders"):
             manual = {
                 name: gr.Slider(low, high, value=THETA_DEFAULTS[name], step=step, label=LABELS[name], min_width=130)
                 for name, (low, high, step) in THETA_RANGES.items()
