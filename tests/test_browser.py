@@ -536,6 +536,19 @@ def test_a_typed_value_out_of_a_sliders_range_is_put_inside_it_without_an_error(
     assert not page.locator(".toast-wrap .toast-body.error").count(), "a typo raised an error toast"
 
 
+def test_a_sample_number_out_of_range_is_put_inside_it_without_an_error(open_page):
+    page = open_page()
+    box = page.locator("#stn-pick input[type=number]")
+    for typed, expected in (("5000", "999"), ("-3", "0"), ("12.7", "13")):
+        before = frames_drawn(page)
+        box.fill(typed)
+        box.press("Enter")
+        page.wait_for_function("(n) => Number(document.querySelector('#stn-live-view').dataset.frames) > n", arg=before)
+        assert box.input_value() == expected, f"typed {typed!r}: the box shows {box.input_value()!r}"
+    page.wait_for_timeout(800)
+    assert not page.locator(".toast-wrap .toast-body.error").count(), "a typo raised an error toast"
+
+
 def test_the_several_digits_key_spans_the_view_below_the_pictures(open_page):
     page = open_page()
     _open_several(page)

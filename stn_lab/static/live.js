@@ -401,7 +401,8 @@
 
   // -- typed slider values -------------------------------------------------------------------
   // A value typed into a slider's number box is put inside the slider's range (an empty or
-  // unreadable box goes back to the slider's value) before Gradio reads it, so a typo
+  // unreadable box goes back to the slider's value), and one typed into a number box inside
+  // its min and max, before Gradio reads it, so a typo
   // never raises Gradio's "Value ... is less than minimum" error and the box, the slider
   // and the picture always agree.
   function clampTyped(event) {
@@ -410,10 +411,16 @@
     if (event.type === "keydown" && event.key !== "Enter") return;
     const block = box.closest(".block");
     const range = block && block.querySelector("input[type=range]");
-    if (!range) return;
-    const low = parseFloat(range.min), high = parseFloat(range.max);
-    const typed = parseFloat(box.value);
-    const value = Number.isFinite(typed) ? Math.min(high, Math.max(low, typed)) : parseFloat(range.value);
+    // A slider's box takes the slider's range; a number box of its own (the sample number,
+    // the pattern seed) its min and max, and whole numbers where its step is 1.
+    const limits = range || box;
+    const low = limits.min === "" ? -Infinity : parseFloat(limits.min);
+    const high = limits.max === "" ? Infinity : parseFloat(limits.max);
+    if (!range && !Number.isFinite(low) && !Number.isFinite(high)) return;
+    let typed = parseFloat(box.value);
+    if (!range && box.step === "1") typed = Math.round(typed);
+    const fallback = range ? parseFloat(range.value) : Math.max(low, 0);
+    const value = Number.isFinite(typed) ? Math.min(high, Math.max(low, typed)) : fallback;
     if (String(value) !== box.value) {
       box.value = String(value);
       box.dispatchEvent(new Event("input", { bubbles: true }));

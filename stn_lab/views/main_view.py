@@ -161,6 +161,7 @@ def build(lab: Lab) -> MainView:
                         pick = gr.Number(
                             label="sample # (0–999)",
                             show_label=False,
+                            elem_id="stn-pick",
                             placeholder="sample # 0–999",
                             value=FIRST_SAMPLE,
                             precision=0,
