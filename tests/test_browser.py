@@ -187,22 +187,30 @@ def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed
     import numpy as np
 
     from stn_core.controls import Controls
-    from stn_lab.views.main_view import PRESETS
+    from stn_lab.views.main_view import PRESETS, preset_model
 
     page = open_page()
     assert page.locator("#stn-ctl-clutter").count() == 0  # not mounted yet
-    values, digit_class, _ = PRESETS["cluttered 4"]
-    before = frames_drawn(page)
-    page.get_by_role("button", name="cluttered 4").click()
-    page.wait_for_function("(n) => Number(document.querySelector('#stn-live-view').dataset.frames) > n", arg=before)
-    page.wait_for_timeout(1500)  # the preset's last frame
-    frame = page.evaluate("() => { const f = window.stnLive.lastFrame(); return {model: f.model, canvas: [...f.canvas]}; }")
+    values, digit_class, regime = PRESETS["cluttered 4"]
+    model = preset_model(lab, regime)
     digit, _ = lab.sample_digit(lab.first_sample_of(digit_class))
-    expected = lab.service.predict(digit, Controls(**values).checked(), frame["model"], fast=True).canvas
-    clean = lab.service.predict(digit, Controls(**{**values, "clutter": False}).checked(), frame["model"], fast=True).canvas
-    shown = np.array(frame["canvas"], dtype=np.uint8).reshape(expected.shape)
-    quantised = lambda image: (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
-    assert np.array_equal(shown, quantised(expected)) and not np.array_equal(shown, quantised(clean))
+
+    def quantised(controls):
+        canvas = lab.service.predict(digit, controls.checked(), model, fast=True).canvas
+        return (np.clip(canvas, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    expected, clean = quantised(Controls(**values)), quantised(Controls(**{**values, "clutter": False}))
+    assert not np.array_equal(expected, clean)
+    page.get_by_role("button", name="cluttered 4").click()
+    deadline, shown = time.monotonic() + 30, None
+    while time.monotonic() < deadline:  # frames of the preset's steps arrive one after another
+        frame = page.evaluate("() => { const f = window.stnLive.lastFrame(); return {model: f.model, canvas: [...f.canvas]}; }")
+        if frame["model"] == model:
+            shown = np.array(frame["canvas"], dtype=np.uint8).reshape(expected.shape)
+            if np.array_equal(shown, expected):
+                break
+        page.wait_for_timeout(250)
+    assert shown is not None and np.array_equal(shown, expected), "the live view never drew the preset's clutter"
 
 
 @pytest.mark.parametrize("viewport", ["desktop-1280x800", "projector-1024x768-large"])
