@@ -261,8 +261,9 @@ def launch(
     # The live socket's frames are small binary messages (about 4 kB, mostly the two
     # pictures; benchmarks/bench_live_tick.py): compressing each one (permessage-deflate,
     # which uvicorn offers by default and every browser accepts) cost the event loop about
-    # a third of its time per frame in a lecture hall (py-spy, 100 students) for a few kB. Uvicorn reads this setting
-    # when a connection opens, so connections from now on are uncompressed.
+    # a third of its time per frame in a lecture hall (py-spy, 100 students) for a few kB.
+    # Uvicorn reads this setting when a connection opens, so connections from now on are
+    # uncompressed.
     demo.server.config.ws_per_message_deflate = LIVE_DEFLATE
     if block:
         demo.block_thread()
