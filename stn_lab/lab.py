@@ -426,7 +426,7 @@ class Lab:
             cnn_right = sum(int(r.cnn_probs.argmax()) == y for r, y in zip(results, labels))
             cnn_line = f", CNN {cnn_right}/16"
         text = (
-            f"**{regime}**, model {key}: ST-CNN {st_right}/16 right{cnn_line}. "
+            f"**{regime}**, model {self.service.choice(key).title}: ST-CNN {st_right}/16 right{cnn_line}. "
             "Rows 1 and 3: distorted inputs U; rows 2 and 4: rectified outputs V.\n\n" + " · ".join(cells)
         )
         return sheet, text
