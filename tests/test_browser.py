@@ -179,6 +179,13 @@ def test_no_label_covers_a_picture_in_the_teaching_views_or_the_digit_previews(o
         page.wait_for_timeout(500)
         covered[name] = page.evaluate(_COVERED)
     assert not any(covered.values()), f"labels covering pictures at {viewport}: {covered}"
+    # ...and "How it works" keeps its stage pictures big enough to see (on a phone, four in a
+    # row once left them a few pixels wide, which the overlap check above cannot see).
+    open_tab(page, "How it works")
+    page.wait_for_selector("#stn-how-stages img")
+    pictures = "#stn-how-stages .html-container :is(img, svg)"
+    widths = page.evaluate("(s) => [...document.querySelectorAll(s)].map(e => e.getBoundingClientRect().width)", pictures)
+    assert len(widths) >= 3 and min(widths) >= 120, f"stage pictures {widths} px wide at {viewport}"
 
 
 def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed(open_page, lab):
