@@ -26,7 +26,7 @@ from starlette.routing import WebSocketRoute
 from stn_core.preprocess import MAX_BYTES
 from stn_lab.lab import LINK_KEYS, Lab, LabError
 from stn_lab.live import LiveHub, decode_digit, frame_payload, parse_frame_request, parse_message
-from stn_lab.views import QUIET, batch, clutter, how, learn, main_view, settings, several, sweep, theta, user_errors
+from stn_lab.views import QUIET, addition, batch, clutter, how, learn, main_view, settings, several, sweep, theta, user_errors
 
 STATIC = Path(__file__).resolve().parent / "stn_lab" / "static"
 # The Gradio internals this file relies on (Blocks.validate_inputs, Blocks.temp_file_sets,
@@ -38,7 +38,7 @@ QUEUE_SIZE, CONCURRENCY = 256, 4
 # temp folder holds at most ~40 min of traffic.
 DELETE_CACHE = (600, 1800)
 LIVE_DEFLATE = False  # see launch()
-TEACHING_VIEWS = (how, theta, sweep, batch, learn, clutter, several)
+TEACHING_VIEWS = (how, theta, sweep, batch, learn, clutter, several, addition)
 log = logging.getLogger("stn_lab")
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "draw_clutter",
     "draw_distortion",
     "fixed_test_set",
+    "frame_room",
 ]
 
 # The image's corners in (x, y), clockwise from top-left: the order of ``Distortion.corners``.
@@ -170,6 +171,17 @@ REGIMES = {
         ),
     )
 }
+
+
+def frame_room(scale: Tensor, canvas_size: int) -> Tensor:
+    """The largest shift (normalised canvas units, per axis) that keeps a 28x28 frame scaled
+    by ``scale`` on a ``canvas_size`` canvas: a ``"frame"`` shift is ``u * frame_room`` with
+    ``u`` in [-1, 1].
+
+    >>> frame_room(torch.tensor([1.0, 1.5]), 42).tolist()
+    [0.3333333432674408, 0.0]
+    """
+    return (canvas_size - DIGIT_SIZE * scale) / canvas_size
 
 
 def _regime(name: str) -> Regime:
@@ -386,8 +398,7 @@ def draw_distortion(regime: str, n: int, generator: torch.Generator, pool_size: 
     scale = _uniform(n, *spec.scale, generator) if spec.scale else torch.ones(n)
     shift = torch.zeros(n, 2)
     if spec.shift == "frame":
-        room = (canvas - DIGIT_SIZE * scale) / canvas  # largest shift keeping the frame on the canvas
-        shift = _uniform(n, -1, 1, generator, (2,)) * room[:, None]
+        shift = _uniform(n, -1, 1, generator, (2,)) * frame_room(scale, canvas)[:, None]
     elif spec.shift == "pixel":  # whole pixels keep the digit crisp and fully on the canvas
         half_room = (canvas - DIGIT_SIZE) // 2
         shift = torch.randint(-half_room, half_room + 1, (n, 2), generator=generator).float() / (canvas / 2)

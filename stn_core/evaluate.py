@@ -167,7 +167,7 @@ def tasks_table(results: dict[str, dict[str, float]], cards: dict[str, ModelCard
         if card.task is None:
             continue
         ours = ", ".join(f"{errors[m]:.2f} {METRIC_WORDS[m]}" for m in TASKS[card.task].metrics if m in errors)
-        published = TASKS[card.task].published.get(card.label)
+        published = TASKS[card.task].published.get(card.config.kind)
         lines.append(f"| {card.task} | {card.label} | {ours} | {'—' if published is None else published} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 

@@ -53,7 +53,7 @@ from .evaluate import error_rate, regime_test_set
 from .geometry import TRANSFORM_NAMES
 from .mnist import TRAIN_DIGITS, load_mnist
 from .models import MODEL_NAMES, ModelConfig, build_model
-from .multi import MULTI_MODELS, TASKS, MultiConfig, build_multi_model, draw_task, fixed_task_test_set, task_errors
+from .multi import HEADS, MULTI_MODELS, TASKS, MultiConfig, build_multi_model, draw_task, fixed_task_test_set, task_errors
 
 # The training recipe: what a run learns depends on these options; the others only say
 # where it writes, on which device and how it is split across processes.
@@ -106,7 +106,7 @@ def model_config(args: argparse.Namespace) -> ModelConfig | MultiConfig:
     """The :class:`ModelConfig` of parsed arguments (the canvas is the regime's), or with
     ``--task`` the :class:`~stn_core.multi.MultiConfig`."""
     if args.task:
-        options = {"transformers": args.transformers, "classifier": args.classifier}
+        options = {"transformers": args.transformers, "classifier": args.classifier, "head": args.head}
         return MultiConfig(args.task, args.model, **{k: v for k, v in options.items() if v is not None})
     return ModelConfig(
         model=args.model,
@@ -125,6 +125,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", choices=[*MODEL_NAMES, *multi_models], default="st-cnn")
     parser.add_argument("--transformers", type=int, default=2, help="--task addition --model parallel-st: side by side")
     parser.add_argument("--classifier", choices=("fcn", "cnn"), default="fcn", help="--model parallel-st: its classifier")
+    parser.add_argument(
+        "--head", choices=HEADS, help="--task addition: 'classes' (the paper's 19 sums) or 'digit-sum' (two digits, summed)"
+    )
     parser.add_argument("--transform", choices=TRANSFORM_NAMES, default="affine", help="for st-cnn / st-fcn")
     parser.add_argument("--regime", choices=list(REGIMES), default="RTS")
     parser.add_argument("--output-size", type=int, help="side of the spatial transformer's output (default: canvas)")
@@ -166,6 +169,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             args.transformers = args.classifier = None
     else:
         args.transformers = args.classifier = None
+    if not args.task:
+        args.head = None
     if args.model in ("cnn", "fcn"):
         args.transform = None
         args.output_size = None

@@ -111,6 +111,13 @@ class Lab:
 
         return SeveralDigits(self.service)
 
+    @functools.cached_property
+    def addition(self):
+        """The "Two digits summed" logic (:class:`stn_lab.addition.Addition`) over this service."""
+        from .addition import Addition  # it imports this module
+
+        return Addition(self.service)
+
     # -- inputs ---------------------------------------------------------------------------
 
     def digit_from_image(self, image) -> np.ndarray:
@@ -531,7 +538,7 @@ QUERY_KEYS = {
     "elastic": "elastic",
     "seed": "seed",
 }
-TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter", "several")
+TABS = ("explore", "how", "theta", "sweep", "batch", "learn", "clutter", "several", "addition")
 # The query parameters a link may carry (anything else, such as ?live=off, is not a view).
 LINK_KEYS = (*QUERY_KEYS, "clutter", "sample", "digit", "model", "tab")
 

@@ -19,14 +19,20 @@ client):
   - ``{"type": "scene", "seq": INT, "model": SLUG, "picks": [3 INT], "places": [[X, Y] x 3],
     "clutter_seed": INT or null, "step": INT}``: the "Several digits" view while a digit is
     dragged (:class:`stn_lab.several.Scene`; a pick of -1 is the session's digit).
+  - ``{"type": "pair", "seq": INT, "model": SLUG, "picks": [2 INT], "poses": [[ROTATION,
+    SCALE, X, Y] x 2]}``: the "Two digits summed" view while a digit is moved
+    (:class:`stn_lab.addition.Pair`).
 * server -> client
   - ``{"type": "ready", "models": [...], "max_message_bytes": N}`` on connect;
   - a binary message: a frame answering a request, :func:`frame_payloads`' payload in the
     layout of :func:`frame_messages` (JSON header, then the grid and the two pictures);
   - ``{"type": "scene", "seq": ..., "canvas_html", "glimpses_html", "readout_html"}``: the
-    view's three pictures for a scene request (:func:`scene_payloads`);
+    view's three pictures for a scene request (:func:`scene_payloads`); for a pair request
+    ``{"type": "pair", "seq": ..., "channels_html", "outputs_html", "sum_html"}``
+    (:func:`pair_payloads`);
   - ``{"type": "error", "seq": ... or null, "message": TEXT}``: a bad message (with
-    ``"scene": true`` when it was a scene request); the socket stays open and keeps serving;
+    ``"view": "scene"`` or ``"pair"`` when it was a view's request); the socket stays open
+    and keeps serving;
   - ``{"type": "busy", "message": TEXT}`` then close (code 1013) when the server already
     holds :attr:`LiveHub.max_connections` sockets.
 
@@ -47,6 +53,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import orjson  # a dependency of Gradio's; encodes a frame's header ~10x faster than json
@@ -54,6 +61,7 @@ import torch
 
 from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls
 
+from . import addition
 from .lab import Lab, LabError
 from .rendering import grid_lines, theta_words_many
 from .several import OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readout_html
@@ -270,8 +278,8 @@ def parse_message(text) -> dict:
         raise LabError("not a JSON message: nested too deeply") from None
     except ValueError as error:
         raise LabError(f"not a JSON message: {error}") from None
-    if not isinstance(message, dict) or message.get("type") not in ("digit", "frame", "scene"):
-        raise LabError('a message is a JSON object with "type" "digit", "frame" or "scene"')
+    if not isinstance(message, dict) or message.get("type") not in ("digit", "frame", *VIEW_TYPES):
+        raise LabError('a message is a JSON object with "type" "digit", "frame", "scene" or "pair"')
     return message
 
 
@@ -315,6 +323,73 @@ def scene_payloads(readings: list, steps: list[int], seqs: list) -> list[dict]:
     ]
 
 
+def _number(value, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+        raise LabError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
+def parse_pair_request(lab: Lab, message: dict) -> tuple[str, addition.Pair, None]:
+    """``(model slug, pair, None)`` of a pair request; :class:`LabError` naming the bad field
+    otherwise (the pair's digits are checked when it is read)."""
+    adder = lab.addition
+    model = message.get("model")
+    if model not in adder.models:
+        raise LabError(f'"model" must be one of {list(adder.models)}, got {model!r}')
+    picks, poses = message.get("picks"), message.get("poses")
+    if not isinstance(picks, list) or len(picks) != 2:
+        raise LabError('"picks" must be a list of 2 sample indices (-1: your digit)')
+    count = len(addition.POSE_NAMES)
+    if not isinstance(poses, list) or len(poses) != 2 or not all(isinstance(p, list) and len(p) == count for p in poses):
+        raise LabError(f'"poses" must be a list of 2 [{", ".join(addition.POSE_NAMES)}] lists')
+    picks = tuple(_whole(p, "a pick", addition.OWN, adder.pool.shape[0] - 1) for p in picks)
+    poses = tuple(
+        tuple(_number(v, name, *addition.POSE_RANGES[name]) for name, v in zip(addition.POSE_NAMES, pose)) for pose in poses
+    )
+    return model, addition.Pair(picks, poses), None
+
+
+def pair_payloads(readings: list, extras: list, seqs: list) -> list[dict]:
+    """The "Two digits summed" view's pictures for each reading, as the Gradio path draws them."""
+    return [
+        {
+            "type": "pair",
+            "seq": seq,
+            "channels_html": addition.channels_html(reading),
+            "outputs_html": addition.outputs_html(reading),
+            "sum_html": addition.sum_html(reading),
+        }
+        for reading, seq in zip(readings, seqs)
+    ]
+
+
+@dataclass(frozen=True)
+class ViewChannel:
+    """A teaching view served over the socket while one of its sliders is dragged: how its
+    requests are parsed (``(slug, request, extra)``), checked against the session's digit
+    before they wait (so a bad one is answered at once), and answered, one forward pass per
+    model (``answer(lab, slug, requests, own_digits, extras, seqs)`` -> payloads)."""
+
+    parse: Callable
+    check: Callable
+    answer: Callable
+
+
+VIEW_CHANNELS = {
+    "scene": ViewChannel(
+        parse_scene_request,
+        lambda lab, scene, digit: lab.several.check(scene, digit),
+        lambda lab, slug, scenes, digits, steps, seqs: scene_payloads(lab.several.read_many(scenes, slug, digits), steps, seqs),
+    ),
+    "pair": ViewChannel(
+        parse_pair_request,
+        lambda lab, pair, digit: lab.addition.check(pair, digit),
+        lambda lab, slug, pairs, digits, extras, seqs: pair_payloads(lab.addition.read_many(pairs, slug, digits), extras, seqs),
+    ),
+}
+VIEW_TYPES = tuple(VIEW_CHANNELS)
+
+
 def parse_frame_request(lab: Lab, message: dict) -> tuple[str, Controls]:
     """``(model slug, checked controls)`` of a frame request; :class:`LabError` naming the
     bad field otherwise."""
@@ -344,7 +419,8 @@ class _Session:
     socket: object  # Starlette's WebSocket: send_text for JSON, send_bytes for frames
     digit: np.ndarray | None = None
     pending: tuple | None = None  # (seq, key, controls, digit)
-    pending_scene: tuple | None = None  # (seq, slug, scene, step, digit)
+    # per view channel (VIEW_CHANNELS), its newest unanswered request: (seq, slug, request, extra, digit)
+    pending_views: dict = field(default_factory=dict)
     closed: bool = False
     window_start: float = field(default_factory=lambda: time.monotonic() - 1.0)
 
@@ -400,7 +476,8 @@ class LiveHub:
             pass
         finally:
             session.closed = True
-            session.pending = session.pending_scene = None
+            session.pending = None
+            session.pending_views.clear()
             self.sessions.discard(session)
 
     async def receive(self, session: _Session, text) -> None:
@@ -417,10 +494,11 @@ class LiveHub:
             if message["type"] == "digit":
                 session.digit = decode_digit(message.get("digit"))
                 return
-            if message["type"] == "scene":
-                slug, scene, step = parse_scene_request(self.lab, message)
-                self.lab.several.check(scene, session.digit)
-                session.pending_scene = (seq, slug, scene, step, session.digit)  # replaces a stale one
+            if message["type"] in VIEW_CHANNELS:
+                channel = VIEW_CHANNELS[message["type"]]
+                slug, request, extra = channel.parse(self.lab, message)
+                channel.check(self.lab, request, session.digit)
+                session.pending_views[message["type"]] = (seq, slug, request, extra, session.digit)  # replaces a stale one
                 self._wake.set()
                 return
             key, controls = parse_frame_request(self.lab, message)
@@ -429,8 +507,8 @@ class LiveHub:
             session.pending = (seq, key, controls, session.digit)  # replaces a stale request
             self._wake.set()
         except LabError as error:
-            scene = isinstance(message, dict) and message.get("type") == "scene"
-            await self._send(session, {"type": "error", "seq": seq, "message": str(error), **({"scene": True} if scene else {})})
+            view = message.get("type") if isinstance(message, dict) and message.get("type") in VIEW_CHANNELS else None
+            await self._send(session, {"type": "error", "seq": seq, "message": str(error), **({"view": view} if view else {})})
 
     async def _throttle(self, session: _Session) -> None:
         """Read a socket no faster than :attr:`max_messages_per_s` on average: each message
@@ -468,21 +546,20 @@ class LiveHub:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            frames, scenes = [], []
+            frames, views = [], []  # views: (session, (type, request))
             for session in list(self.sessions):
                 if session.closed:
                     continue
                 if session.pending is not None:
                     frames.append((session, session.pending))
                     session.pending = None
-                if session.pending_scene is not None:
-                    scenes.append((session, session.pending_scene))
-                    session.pending_scene = None
-            if not frames and not scenes:
+                views += [(session, item) for item in session.pending_views.items()]
+                session.pending_views.clear()
+            if not frames and not views:
                 continue
             try:
                 answers = await loop.run_in_executor(
-                    self._executor, self.compute_all, [request for _, request in frames], [request for _, request in scenes]
+                    self._executor, self.compute_all, [request for _, request in frames], [item for _, item in views]
                 )
             except Exception:  # never let one bad batch stop the channel
                 log.exception("live batch failed")
@@ -490,19 +567,26 @@ class LiveHub:
                     {"type": "error", "seq": request[0], "message": "the server could not compute this frame"}
                     for _, request in frames
                 ] + [
-                    {"type": "error", "seq": request[0], "scene": True, "message": "the server could not compute this scene"}
-                    for _, request in scenes
+                    {"type": "error", "seq": request[0], "view": kind, "message": "the server could not compute this view"}
+                    for _, (kind, request) in views
                 ]
             self.ticks += 1
             # One after another, not gathered: uvicorn's send only appends to the socket's
             # write buffer and never waits on the client, and a hundred tasks a tick cost
             # the event loop more than the sends themselves.
-            for (session, _), answer in zip(frames + scenes, answers):
+            for (session, _), answer in zip(frames + views, answers):
                 await self._send(session, answer)
 
-    def compute_all(self, frames: list[tuple], scenes: list[tuple]) -> list[dict | bytes]:
-        """One tick's answers: the frame requests', then the scene requests'."""
-        return (self.compute(frames) if frames else []) + (self.compute_scenes(scenes) if scenes else [])
+    def compute_all(self, frames: list[tuple], views: list[tuple] = ()) -> list[dict | bytes]:
+        """One tick's answers: the frame requests', then the views' ``(type, request)``, in order."""
+        answers = self.compute(frames) if frames else []
+        view_answers: list[dict | None] = [None] * len(views)
+        for kind in VIEW_CHANNELS:
+            members = [i for i, (k, _) in enumerate(views) if k == kind]
+            if members:
+                for i, answer in zip(members, self.compute_views(kind, [views[i][1] for i in members])):
+                    view_answers[i] = answer
+        return answers + view_answers
 
     def compute(self, requests: list[tuple]) -> list[bytes]:
         """``(seq, key, controls, digit)`` requests -> their binary frames
@@ -514,13 +598,14 @@ class LiveHub:
 
         return self._per_model(requests, answer)
 
-    def compute_scenes(self, requests: list[tuple]) -> list[dict]:
-        """``(seq, slug, scene, step, digit)`` requests -> their payloads, one forward pass
-        per model (each scene was checked when it arrived)."""
+    def compute_views(self, kind: str, requests: list[tuple]) -> list[dict]:
+        """``(seq, slug, request, extra, digit)`` requests of view channel ``kind`` -> their
+        payloads, one forward pass per model (each request was checked when it arrived)."""
+        channel = VIEW_CHANNELS[kind]
 
         def answer(slug, group):
-            readings = self.lab.several.read_many([r[2] for r in group], slug, [r[4] for r in group])
-            return scene_payloads(readings, [r[3] for r in group], [r[0] for r in group])
+            requests_, digits, extras, seqs = ([r[i] for r in group] for i in (2, 4, 3, 0))
+            return channel.answer(self.lab, slug, requests_, digits, extras, seqs)
 
         return self._per_model(requests, answer)
 

@@ -161,6 +161,8 @@ def glimpses_svg(canvas: np.ndarray, transform: Transform, thetas: torch.Tensor,
         colour = GLIMPSE_COLOURS[k % len(GLIMPSE_COLOURS)]
         parts += _grid_polylines(polylines, lines, colour, colour, scale=0.8)
         x, y = polylines[0, 0]  # the output's (-1, -1) corner, where glimpse k starts
+        # kept inside the picture, where a grid reaching past the canvas would take it out of sight
+        x, y = min(max(x, -1.0), 0.85), min(max(y, -0.82), 1.0)
         parts.append(
             f'<text x="{x:.4f}" y="{y - 0.03:.4f}" font-size="0.16" font-weight="bold" fill="{colour}" '
             f'stroke="#000" stroke-width="0.012" paint-order="stroke">{k + 1}</text>'

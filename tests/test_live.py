@@ -1003,7 +1003,7 @@ def test_a_bad_scene_gets_an_error_naming_the_field_and_the_socket_keeps_serving
     async def scenario():
         browser = await ready_browser(make_hub(), codes[0])
         error = await browser.ask(_scene(9, **fields))
-        assert error["type"] == "error" and error["seq"] == 9 and error["scene"] is True
+        assert error["type"] == "error" and error["seq"] == 9 and error["view"] == "scene"
         assert message in error["message"]
         assert (await browser.ask(_scene(10)))["type"] == "scene"
 

@@ -16,6 +16,7 @@ from stn_core.multi import (
     TASKS,
     MultiConfig,
     build_multi_model,
+    digit_sum,
     draw_task,
     fixed_task_test_set,
     initial_crops,
@@ -91,18 +92,41 @@ def test_fixed_test_sets_use_every_test_digit_once_per_position_and_never_change
 SHAPES = {"addition": ((3, 2, 42, 42), (3, 19)), "sequence": ((3, 1, 100, 100), (3, 3, 10))}
 MODELS = [("addition", "parallel-st"), ("addition", "cnn"), ("addition", "fcn")]
 MODELS += [("sequence", "rnn-spn"), ("sequence", "glimpse-rnn"), ("sequence", "cnn")]
+SUM_HEADS = [("addition", model, "digit-sum") for model in MULTI_MODELS["addition"]]
 
 
-@pytest.mark.parametrize("task, model", MODELS)
-def test_models_keep_the_interfaces(task, model):
+@pytest.mark.parametrize("task, model, head", [(task, model, "classes") for task, model in MODELS] + SUM_HEADS)
+def test_models_keep_the_interfaces(task, model, head):
     inputs, logits = SHAPES[task]
-    net = build_multi_model(MultiConfig(task, model))
+    net = build_multi_model(MultiConfig(task, model, head=head))
     out = net.forward_details(torch.rand(inputs))
     assert out.logits.shape == logits and torch.equal(net(torch.zeros(inputs)), net.forward_details(torch.zeros(inputs)).logits)
     if out.theta is not None:
         k = MultiConfig(task, model).glimpses
         channels = inputs[1]
         assert out.theta.shape == (3, k, 6) and out.grids.shape[:2] == (3, k) and out.glimpses.shape[:3] == (3, k, channels)
+
+
+def test_a_digit_sum_head_gives_the_distribution_of_the_sum_of_its_two_readings():
+    # Known answer: digits 2 or 3 (even odds) and surely 4 -> sum 6 or 7, even odds.
+    logits = torch.full((1, 2, 10), -torch.inf)
+    logits[0, 0, [2, 3]] = 0.0
+    logits[0, 1, 4] = 5.0
+    expected = torch.zeros(19)
+    expected[[6, 7]] = 0.5
+    assert torch.allclose(digit_sum(logits).exp()[0], expected)
+    # Against the sum over all 100 pairs, written out.
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2, 10, dtype=torch.float64) * 3
+    p, q = logits.softmax(-1).unbind(1)
+    brute = torch.stack([sum(p[:, a] * q[:, s - a] for a in range(10) if 0 <= s - a <= 9) for s in range(19)], 1)
+    assert torch.allclose(digit_sum(logits).exp(), brute)
+    assert torch.autograd.gradcheck(digit_sum, (logits.requires_grad_(),))
+    model = build_multi_model(MultiConfig("addition", "parallel-st", head="digit-sum"))
+    out = model.forward_details(torch.rand(3, 2, 42, 42))
+    assert out.digits.shape == (3, 2, 10) and torch.allclose(out.logits, digit_sum(out.digits))
+    with pytest.raises(ValueError, match=r"expected digit logits of shape \(N, 2, 10\), got \(3, 19\)"):
+        digit_sum(torch.zeros(3, 19))
 
 
 def test_a_new_recurrent_models_first_glimpses_are_the_documented_crops():
@@ -167,6 +191,10 @@ def test_bad_configs_and_inputs_are_refused():
         MultiConfig("addition", "rnn-spn")
     with pytest.raises(ValueError, match="glimpse_size must be an integer from 16 to 100, got 8"):
         MultiConfig("sequence", "rnn-spn", glimpse_size=8)
+    with pytest.raises(ValueError, match="head must be one of classes, digit-sum, got 'product'"):
+        MultiConfig("addition", "cnn", head="product")
+    with pytest.raises(ValueError, match="head 'digit-sum' is for addition models only, got a sequence cnn"):
+        MultiConfig("sequence", "cnn", head="digit-sum")
     with pytest.raises(ValueError, match="transformers must be an integer from 1 to 4, got 9"):
         MultiConfig("addition", "parallel-st", transformers=9)
     with pytest.raises(ValueError, match=r"expected sequence inputs of shape \(N, 1, 100, 100\), got \(2, 1, 42, 42\)"):
@@ -182,6 +210,7 @@ def test_bad_configs_and_inputs_are_refused():
         (MultiConfig("addition", "parallel-st"), "addition-2st-fcn", "2×ST-FCN"),
         (MultiConfig("addition", "parallel-st", transformers=1), "addition-1st-fcn", "ST-FCN"),
         (MultiConfig("addition", "fcn"), "addition-fcn", "FCN"),
+        (MultiConfig("addition", "parallel-st", head="digit-sum"), "addition-2st-fcn-sum", "2×ST-FCN (digit-sum head)"),
         (MultiConfig("sequence", "rnn-spn", hidden=32), "sequence-rnn-spn", "RNN-SPN"),
         (MultiConfig("sequence", "glimpse-rnn", hidden=32), "sequence-glimpse-rnn", "glimpse RNN"),
         (MultiConfig("sequence", "cnn"), "sequence-cnn", "CNN"),

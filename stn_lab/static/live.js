@@ -16,11 +16,11 @@
  * own event path instead (the /live_frame API endpoint, same payload), and the status
  * line says so.
  *
- * The "Several digits" view uses the same socket while one of its digits is dragged: each
- * position slider's input sends the scene (what the server last drew, from the canvas's
- * data-scene, with the sliders' positions), one in flight at a time, and the answer's
- * three pictures replace the view's. Without the socket that view redraws when the
- * slider is released (a Gradio event).
+ * The "Several digits" and "Two digits summed" views use the same socket while one of their
+ * digits is moved (VIEWS below): each slider input sends the view's request (what the
+ * server last drew, from a data-* attribute, with the sliders' values), one in flight at a
+ * time per view, and the answer's three pictures replace the view's. Without the socket
+ * these views redraw when the slider is released (a Gradio event).
  */
 (() => {
   "use strict";
@@ -93,10 +93,10 @@
         request();
       } else if (message.type === "frame") {
         received(message);
-      } else if (message.type === "scene") {
-        sceneReceived(message);
-      } else if (message.type === "error" && message.scene) {
-        sceneReceived(null, message.message);
+      } else if (message.type in VIEWS) {
+        viewReceived(message.type, message);
+      } else if (message.type === "error" && message.view) {
+        viewReceived(message.view, null, message.message);
       } else if (message.type === "error") {
         answered(message.seq);
         showNotice(message.message);
@@ -347,29 +347,50 @@
     }
   }
 
-  // -- the "Several digits" view: scenes while a digit is dragged -------------------------------
+  // -- teaching views drawn over the socket while one of their sliders is dragged ---------------
+  // Each view: the element whose data-* holds what the server last drew (its model and
+  // picks), the sliders that move its digits, how a request is made from them, and which
+  // of the view's elements each part of the answer replaces. One request in flight per view.
 
-  const scene = { inFlight: false, dirty: false, seq: 0, drawn: 0, sentAt: 0, latencies: [] };
+  const VIEWS = {
+    scene: {  // "Several digits": three digits on one canvas, read glimpse by glimpse
+      holder: "#stn-several-canvas .stn-scene", data: "scene", sliders: "#stn-several-positions", counter: "stn-several-canvas",
+      parts: { canvas_html: "#stn-several-canvas .stn-scene", glimpses_html: "#stn-several-glimpses .stn-glimpses", readout_html: "#stn-several-readout .stn-readout" },
+      message(data, values) {
+        // The sliders show each digit's centre; the scene holds its top-left pixel.
+        const xy = values.map((v) => Math.round(v) - data.half);
+        const step = parseInt((document.querySelector("#stn-several-step input[type=range]") || { value: "3" }).value, 10);
+        if (xy.length !== 6) return null;
+        return { model: data.model, picks: data.picks, clutter_seed: data.clutter_seed, places: [[xy[0], xy[1]], [xy[2], xy[3]], [xy[4], xy[5]]], step };
+      },
+    },
+    pair: {  // "Two digits summed": each digit's pose in its own channel
+      holder: "#stn-addition-channels .stn-pair", data: "pair", sliders: "#stn-addition-poses", counter: "stn-addition-channels",
+      parts: { channels_html: "#stn-addition-channels .stn-pair", outputs_html: "#stn-addition-outputs .stn-glimpses", sum_html: "#stn-addition-readout .stn-readout" },
+      message(data, values) {
+        if (values.length !== 8) return null;
+        return { model: data.model, picks: data.picks, poses: [values.slice(0, 4), values.slice(4, 8)] };
+      },
+    },
+  };
+  const views = Object.fromEntries(Object.keys(VIEWS).map((kind) => [kind, { inFlight: false, dirty: false, seq: 0, drawn: 0, sentAt: 0, latencies: [] }]));
 
-  function sceneRequest() {
-    const socket = state.socket;
+  function viewRequest(kind) {
+    const socket = state.socket, spec = VIEWS[kind], view = views[kind];
     if (state.mode !== "socket" || !socket || socket.readyState !== 1) return;
-    const holder = document.querySelector("#stn-several-canvas .stn-scene");
+    const holder = document.querySelector(spec.holder);
     if (!holder) return;
-    if (scene.inFlight) { scene.dirty = true; return; }
+    if (view.inFlight) { view.dirty = true; return; }
     let data;
-    try { data = JSON.parse(holder.dataset.scene); } catch (error) { return; }
-    // The sliders show each digit's centre; the scene holds its top-left pixel.
-    const xy = [...document.querySelectorAll("#stn-several-positions input[type=range]")].map((i) => parseInt(i.value, 10) - data.half);
-    const step = parseInt((document.querySelector("#stn-several-step input[type=range]") || { value: "3" }).value, 10);
-    if (xy.length !== 6 || xy.some((v) => !Number.isFinite(v))) return;
-    scene.dirty = false;
-    scene.inFlight = true;
-    scene.sentAt = performance.now();
-    socket.send(JSON.stringify({
-      type: "scene", seq: ++scene.seq, model: data.model, picks: data.picks, clutter_seed: data.clutter_seed,
-      places: [[xy[0], xy[1]], [xy[2], xy[3]], [xy[4], xy[5]]], step,
-    }));
+    try { data = JSON.parse(holder.dataset[spec.data]); } catch (error) { return; }
+    const values = [...document.querySelectorAll(spec.sliders + " input[type=range]")].map((i) => parseFloat(i.value));
+    if (values.some((v) => !Number.isFinite(v))) return;
+    const body = spec.message(data, values);
+    if (!body) return;
+    view.dirty = false;
+    view.inFlight = true;
+    view.sentAt = performance.now();
+    socket.send(JSON.stringify({ type: kind, seq: ++view.seq, ...body }));
   }
 
   function replace(selector, markup) {
@@ -377,26 +398,29 @@
     if (old) old.outerHTML = markup;
   }
 
-  function sceneReceived(answer, errorText) {
-    scene.inFlight = false;
+  function viewReceived(kind, answer, errorText) {
+    const spec = VIEWS[kind], view = views[kind];
+    if (!spec) return;
+    view.inFlight = false;
+    const parts = Object.entries(spec.parts);
+    const readout = parts[parts.length - 1][1];  // the last part is the view's line of words
     if (answer) {
-      scene.latencies.push(performance.now() - scene.sentAt);
-      if (scene.latencies.length > 2000) scene.latencies.splice(0, 1000);
-      replace("#stn-several-canvas .stn-scene", answer.canvas_html);
-      replace("#stn-several-glimpses .stn-glimpses", answer.glimpses_html);
-      replace("#stn-several-readout .stn-readout", answer.readout_html);
-      const view = document.getElementById("stn-several-canvas");
-      if (view) view.dataset.frames = String(++scene.drawn);
+      view.latencies.push(performance.now() - view.sentAt);
+      if (view.latencies.length > 2000) view.latencies.splice(0, 1000);
+      for (const [key, selector] of parts) replace(selector, answer[key]);
+      const counter = document.getElementById(spec.counter);
+      if (counter) counter.dataset.frames = String(++view.drawn);
     } else if (errorText) {
-      replace("#stn-several-readout .stn-readout", '<div class="stn-readout"><p></p></div>');
-      const line = document.querySelector("#stn-several-readout .stn-readout p");
+      replace(readout, '<div class="stn-readout"><p></p></div>');
+      const line = document.querySelector(readout + " p");
       if (line) line.textContent = errorText;
     }
-    if (scene.dirty) sceneRequest();
+    if (view.dirty) viewRequest(kind);
   }
 
   document.addEventListener("input", (event) => {
-    if (event.target.closest && event.target.closest("#stn-several-positions")) sceneRequest();
+    if (!event.target.closest) return;
+    for (const [kind, spec] of Object.entries(VIEWS)) if (event.target.closest(spec.sliders)) viewRequest(kind);
   }, true);
 
   // -- typed slider values -------------------------------------------------------------------
@@ -457,9 +481,10 @@
       return { mode: state.mode, redraws: state.redraws, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
     },
     lastFrame() { return state.lastFrame; },
-    sceneStats() {
-      const sorted = [...scene.latencies].sort((a, b) => a - b);
-      return { sent: scene.seq, drawn: scene.drawn, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
+    sceneStats(kind = "scene") {
+      const view = views[kind];
+      const sorted = [...view.latencies].sort((a, b) => a - b);
+      return { sent: view.seq, drawn: view.drawn, latencies: sorted, median: sorted[Math.floor(sorted.length / 2)] };
     },
   };
 
