@@ -13,6 +13,8 @@ made it, plus the SHA-256 of the weights file, checked at load.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -24,7 +26,7 @@ from .cards import CardError, ModelCard
 from .models import build_model, count_parameters
 from .multi import MultiConfig, build_multi_model
 
-__all__ = ["CheckpointError", "card_path", "file_sha256", "load", "read_card", "save_model", "write_card"]
+__all__ = ["CheckpointError", "card_path", "file_sha256", "load", "read_card", "save_model", "store_float16", "write_card"]
 
 
 class CheckpointError(RuntimeError):
@@ -99,6 +101,30 @@ def save_model(model: nn.Module, path, *, name: str, regime: str | None = None, 
     return card
 
 
+def store_float16(path) -> ModelCard:
+    """Rewrite a shipped model's weights with its floating tensors in float16, half the
+    bytes, and its card's ``weights_sha256`` to match; returns the new card.
+
+    Why: the shipped weights must stay within 40 MB in all, and the addition 2xST-FCN's
+    first layer alone holds 1.8 M weights. :func:`load` builds the model in float32 and
+    ``load_state_dict`` copies the stored values into it, so the model computes in float32
+    from float16-rounded weights. Its test errors must then be measured again on what is
+    stored (``python -m stn_core.evaluate FILE --update-cards``).
+
+        python -m stn_core.checkpoints --float16 pretrained/addition-2st-fcn-sum.safetensors
+    """
+    weights = _weights_path(path)
+    card = read_card(weights)
+    state = load_file(str(weights))
+    state = {key: tensor.half() if tensor.is_floating_point() else tensor for key, tensor in state.items()}
+    partial = weights.with_suffix(".safetensors.partial")
+    save_file(state, str(partial))
+    os.replace(partial, weights)
+    card = dataclasses.replace(card, weights_sha256=file_sha256(weights))
+    write_card(weights, card)
+    return card
+
+
 def load(path, device="cpu") -> nn.Module:
     """A ready model (eval mode, on ``device``) from ``NAME.safetensors`` and ``NAME.json``.
 
@@ -127,3 +153,17 @@ def load(path, device="cpu") -> nn.Module:
         )
     model.card = card
     return model.to(device).eval()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stn_core.checkpoints", description="Rewrite shipped weights.")
+    parser.add_argument("--float16", nargs="+", required=True, metavar="FILE", help="store these models' weights in float16")
+    args = parser.parse_args(argv)
+    for path in args.float16:
+        card = store_float16(path)
+        print(f"{path}: float16, sha256 {card.weights_sha256[:12]}…; now run stn_core.evaluate --update-cards on it")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

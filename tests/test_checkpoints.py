@@ -137,3 +137,20 @@ def test_card_json_round_trips_and_keeps_the_field_order(saved):
     assert card.to_json() == text and ModelCard.from_json(text) == card
     assert list(json.loads(text))[:4] == ["name", "label", "regime", "canvas_size"]
     assert card.label == "ST-CNN TPS" and card.display_name == "E · ST-CNN TPS" and card.name == model_slug("E", card.config)
+
+
+def test_weights_stored_in_float16_take_half_the_bytes_and_load_into_a_float32_model(tmp_path):
+    from stn_core.checkpoints import store_float16
+    from stn_core.multi import MultiConfig, build_multi_model
+
+    torch.manual_seed(0)
+    model = build_multi_model(MultiConfig("addition", "parallel-st", head="digit-sum")).eval()
+    path = tmp_path / "addition-2st-fcn-sum.safetensors"
+    save_model(model, path, name="addition-2st-fcn-sum", task="addition", test_error={"sum": 1.0})
+    before = path.stat().st_size
+    card = store_float16(path)
+    assert path.stat().st_size < 0.51 * before and card.test_error == {"sum": 1.0}
+    loaded = load(path)  # the card's SHA-256 was updated with the file
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(4, 2, 42, 42)
+    assert torch.allclose(loaded(x), model(x), atol=1e-2) and not torch.equal(loaded(x), model(x))
