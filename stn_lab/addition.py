@@ -23,6 +23,7 @@ from stn_core.multi import TASKS
 
 from .lab import LabError
 from .rendering import GLIMPSE_COLOURS, glimpses_svg, picture_html, theta_words
+from .several import menu_choices
 
 TASK = TASKS["addition"]
 REGIME = REGIMES["RTS"]  # each channel's digit is an RTS digit (stn_core.multi's addition data)
@@ -66,11 +67,6 @@ class PairReading:
     slug: str
 
 
-def _menu_label(model) -> str:
-    error = model.card.test_error.get("sum")
-    return model.config.label if error is None else f"{model.config.label} · {error:.1f} % wrong"  # of the sums
-
-
 class Addition:
     """The shipped addition models over the service's MNIST sample."""
 
@@ -83,7 +79,7 @@ class Addition:
 
     def choices(self) -> list[tuple[str, str]]:
         """``(label, slug)`` of each shipped parallel-transformer model, for a menu."""
-        return [(_menu_label(model), slug) for slug, model in self.models.items()]
+        return menu_choices(self.models, "sum")
 
     def random_pair(self, seed: int) -> Pair:
         """Two sample digits, each posed as the task's data poses it."""
