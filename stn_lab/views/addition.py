@@ -26,7 +26,8 @@ POSE_STEPS = {"rotation": 1, "scale": 0.01, "x": 0.01, "y": 0.01}
 def build(lab: Lab, page: Page) -> TeachingView:
     addition = lab.addition
     choices = addition.choices()
-    with gr.Tab(TITLE, id=ID) as tab:
+    # Hidden while no addition model ships: an empty tab would only say so.
+    with gr.Tab(TITLE, id=ID, visible=bool(choices)) as tab:
         if not choices:
             gr.Markdown("No addition model ships with this copy.")
             return TeachingView(ID, tab, [], [], lambda: [])
