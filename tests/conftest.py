@@ -45,8 +45,15 @@ APP_MODELS = [
     ("e-st-cnn-tps", "E", {"model": "st-cnn", "transform": "tps", "canvas_size": 28}),
     ("p-st-cnn-projective", "P", {"model": "st-cnn", "transform": "projective", "canvas_size": 28}),
 ]
-# The "Several digits" view's: its two recurrent models and the sequence CNN.
-APP_TASK_MODELS = ["sequence-glimpse-rnn", "sequence-rnn-spn", "sequence-cnn"]
+# The "Several digits" view's two recurrent models and sequence CNN, and the "Two digits
+# summed" view's parallel-transformer model and addition CNN: (slug, MultiConfig fields).
+APP_TASK_MODELS = [
+    ("sequence-glimpse-rnn", {"task": "sequence", "model": "glimpse-rnn"}),
+    ("sequence-rnn-spn", {"task": "sequence", "model": "rnn-spn"}),
+    ("sequence-cnn", {"task": "sequence", "model": "cnn"}),
+    ("addition-2st-fcn-sum", {"task": "addition", "model": "parallel-st", "head": "digit-sum"}),
+    ("addition-cnn-sum", {"task": "addition", "model": "cnn", "head": "digit-sum"}),
+]
 
 
 @pytest.fixture(scope="session")
@@ -63,10 +70,11 @@ def model_dir(tmp_path_factory):
         torch.manual_seed(seed)
         model = build_model(architecture)
         save_model(model, folder / f"{name}.safetensors", name=name, regime=regime)
-    for seed, name in enumerate(APP_TASK_MODELS):
+    for seed, (name, fields) in enumerate(APP_TASK_MODELS):
         torch.manual_seed(seed)
-        model = build_multi_model(MultiConfig("sequence", name.removeprefix("sequence-")))
-        save_model(model, folder / f"{name}.safetensors", name=name, task="sequence")
+        config = MultiConfig(**fields)
+        assert config.slug == name, (config.slug, name)
+        save_model(build_multi_model(config), folder / f"{name}.safetensors", name=name, task=config.task)
     return folder
 
 

@@ -1032,3 +1032,88 @@ def test_scenes_of_several_clients_share_one_pass_and_only_the_newest_is_compute
         assert hub.frames_computed == 4 and hub.ticks <= 2
 
     run(scenario())
+
+
+# -- "Two digits summed" pairs on the same channel ----------------------------------------------
+
+PAIR_MODEL = "addition-2st-fcn-sum"
+
+
+def _pair(seq: int, **fields) -> dict:
+    message = {"type": "pair", "seq": seq, "model": PAIR_MODEL, "picks": [5, 6]}
+    message |= {"poses": [[10, 0.9, -0.5, 0.25], [-20, 1.1, 0.5, 0]]}
+    return message | fields
+
+
+def test_a_pair_is_answered_with_the_views_pictures_as_the_gradio_path_draws_them(make_hub, lab, codes):
+    from stn_lab.addition import Pair, channels_html, outputs_html, sum_html
+
+    poses = ((10.0, 0.9, -0.5, 0.25), (-20.0, 1.1, 0.5, 0.0))
+
+    async def scenario():
+        browser = await ready_browser(make_hub(), codes[0])
+        answer = await browser.ask(_pair(4))
+        reading = lab.addition.read(Pair((5, 6), poses), PAIR_MODEL)
+        assert answer == {
+            "type": "pair",
+            "seq": 4,
+            "channels_html": channels_html(reading),
+            "outputs_html": outputs_html(reading),
+            "sum_html": sum_html(reading),
+        }
+        own = await browser.ask(_pair(5, picks=[6, -1]))  # a pick of -1 is this socket's digit
+        expected = lab.addition.read(Pair((6, -1), poses), PAIR_MODEL, decode_digit(codes[0]))
+        assert own["sum_html"] == sum_html(expected) and own["channels_html"] == channels_html(expected)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"model": "sequence-rnn-spn"}, '"model" must be one of'),
+        ({"picks": [5]}, '"picks" must be a list of 2'),
+        ({"picks": [5, -2]}, "a pick must be a whole number from -1 to"),
+        ({"poses": [[0, 1, 0, 0]]}, '"poses" must be a list of 2 [rotation, scale, x, y] lists'),
+        ({"poses": [[0, 1, 0, 0], [0, 1, 0]]}, '"poses" must be a list of 2'),
+        ({"poses": [[46, 1, 0, 0], [0, 1, 0, 0]]}, "rotation must be a number from -45 to 45, got 46"),
+        ({"poses": [[0, 1, 0, 0], [0, 2, 0, 0]]}, "scale must be a number from 0.7 to 1.2, got 2"),
+        ({"poses": [[0, 1, "left", 0], [0, 1, 0, 0]]}, "x must be a number from -1 to 1, got 'left'"),
+        ({"poses": [[0, 1, 0, False], [0, 1, 0, 0]]}, "y must be a number from -1 to 1, got False"),
+    ],
+)
+def test_a_bad_pair_gets_an_error_naming_the_field_and_the_socket_keeps_serving(make_hub, codes, fields, message):
+    async def scenario():
+        browser = await ready_browser(make_hub(), codes[0])
+        error = await browser.ask(_pair(9, **fields))
+        assert error["type"] == "error" and error["seq"] == 9 and error["view"] == "pair"
+        assert message in error["message"]
+        assert (await browser.ask(_pair(10)))["type"] == "pair"
+
+    run(scenario())
+
+
+def test_a_pair_with_your_digit_before_any_digit_is_refused(make_hub):
+    async def scenario():
+        browser = Browser(make_hub())
+        await browser.hello()
+        error = await browser.ask(_pair(1, picks=[-1, 6]))
+        assert error["type"] == "error" and error["view"] == "pair" and "no digit of yours yet" in error["message"]
+
+    run(scenario())
+
+
+def test_pairs_scenes_and_frames_of_several_clients_are_each_batched_and_only_the_newest_counts(make_hub, codes):
+    async def scenario():
+        hub = make_hub()
+        browsers = [await ready_browser(hub, code) for code in codes[:4]]
+        for browser in browsers[:2]:  # each sends three pairs before the worker runs: only the third counts
+            for seq in (1, 2, 3):
+                browser.send(_pair(seq, poses=[[seq, 1, 0, 0], [0, 1, 0, 0]]))
+        for browser in browsers[2:]:
+            browser.send(_scene(7))
+        answers = [await browser.answer() for browser in browsers]
+        assert [(a["type"], a["seq"]) for a in answers] == [("pair", 3), ("pair", 3), ("scene", 7), ("scene", 7)]
+        assert hub.frames_computed == 4 and hub.ticks <= 2
+
+    run(scenario())
