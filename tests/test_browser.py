@@ -569,3 +569,64 @@ def test_the_several_digits_key_spans_the_view_below_the_pictures(open_page):
     _open_several(page)
     key, canvas = page.locator("#stn-several-key").bounding_box(), page.locator("#stn-several-canvas").bounding_box()
     assert key["width"] > 600 and key["y"] > canvas["y"] + canvas["height"] - 1, (key, canvas)
+
+
+# -- "Two digits summed" -------------------------------------------------------------------
+
+PAIR_GRIDS = "() => document.querySelectorAll('#stn-addition-channels svg text').length"
+
+
+def _open_addition(page):
+    open_tab(page, "Two digits summed")
+    page.wait_for_function(f"() => ({PAIR_GRIDS})() === 4")  # grids 1 and 2 on both channels
+    page.locator("#stn-views").evaluate("element => element.scrollIntoView()")
+    page.wait_for_timeout(300)
+
+
+def test_two_digits_summed_opens_on_a_pair_with_both_transformers_outputs_and_the_sums(open_page):
+    page = open_page()
+    _open_addition(page)
+    assert page.locator("#stn-addition-outputs img").count() == 4  # two transformers × two channels
+    readout = page.locator("#stn-addition-readout").inner_text()
+    assert "sum" in readout and "read as" in readout and "truth" in readout and "CNN" in readout
+    assert not page.locator(".toast-wrap .toast-body.error").count()
+
+
+def test_dragging_a_pose_redraws_the_pair_live_over_the_socket_and_a_random_pair_replaces_it(open_page):
+    page = open_page()
+    _open_addition(page)
+    gradio_requests = []
+    page.on("request", lambda r: gradio_requests.append(r.url) if "/gradio_api/queue/join" in r.url else None)
+    before = page.locator("#stn-addition-channels .stn-pair").inner_html()
+    slider = page.locator("#stn-addition-poses input[type=range]").first.bounding_box()
+    y = slider["y"] + slider["height"] / 2
+    page.mouse.move(slider["x"] + 4, y)
+    page.mouse.down()
+    for i in range(30):
+        page.mouse.move(slider["x"] + slider["width"] * (0.05 + 0.03 * i), y)
+        page.wait_for_timeout(20)
+    page.wait_for_function("() => Number(document.querySelector('#stn-addition-channels').dataset.frames || 0) >= 3")
+    during = list(gradio_requests)
+    page.mouse.up()
+    assert not during, f"the drag went through Gradio's queue: {during[:3]}"
+    assert page.locator("#stn-addition-channels .stn-pair").inner_html() != before
+    assert page.evaluate("() => window.stnLive.sceneStats('pair')")["drawn"] >= 3
+    page.wait_for_timeout(1500)  # the release, a Gradio event, reads the final pair
+    moved = page.locator("#stn-addition-channels .stn-pair").inner_html()
+    page.locator("#stn-addition-random").click()
+    page.wait_for_function("(moved) => document.querySelector('#stn-addition-channels .stn-pair').innerHTML !== moved", arg=moved)
+    assert not page.locator(".toast-wrap .toast-body.error").count()
+
+
+@pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])
+def test_two_digits_summed_fits_on_one_screen(open_page, name):
+    page, screen = open_screen(open_page, name)
+    _open_addition(page)
+    page.locator("#stn-addition-intro").evaluate("element => element.scrollIntoView()")
+    parts = ["#stn-addition-channels svg", "#stn-addition-outputs", "#stn-addition-readout", "#stn-addition-random"]
+    parts += ["#stn-addition-poses"]
+    for selector in parts:
+        box = page.locator(selector).first.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= screen["height"] + 1, (
+            f"{selector} is not fully on the {name} screen: {box}"
+        )
