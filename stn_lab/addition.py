@@ -17,17 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stn_core.distortions import DIGIT_SIZE, REGIMES, Distortion, distort, frame_room
+from stn_core.distortions import REGIMES, Distortion, distort, frame_room
 from stn_core.geometry import Affine
 from stn_core.multi import TASKS
 
 from .lab import LabError
 from .rendering import GLIMPSE_COLOURS, glimpses_svg, picture_html, theta_words
-from .several import menu_choices
+from .several import OWN, ShippedTask, menu_choices
 
 TASK = TASKS["addition"]
 REGIME = REGIMES["RTS"]  # each channel's digit is an RTS digit (stn_core.multi's addition data)
-OWN = -1  # a pick that means "the digit from the main view"
 # Each digit's pose, as the view's sliders give it: the ranges the task's data draws from.
 # x and y say where the digit sits in the room its scale leaves (-1: left or top edge).
 POSE_RANGES = {"rotation": REGIME.rotation, "scale": REGIME.scale, "x": (-1.0, 1.0), "y": (-1.0, 1.0)}
@@ -67,15 +66,10 @@ class PairReading:
     slug: str
 
 
-class Addition:
+class Addition(ShippedTask):
     """The shipped addition models over the service's MNIST sample."""
 
-    def __init__(self, service):
-        self.pool = service.sample_images  # (P, 1, 28, 28)
-        self.labels = service.sample_labels
-        self.models = {slug: service.task_models[slug].eval() for slug in PARALLEL if slug in service.task_models}
-        self.cnn = next((service.task_models[slug].eval() for slug in CNNS if slug in service.task_models), None)
-        self.device = service.device
+    TASK_WORD, MODELS, CNNS = "addition", PARALLEL, CNNS
 
     def choices(self) -> list[tuple[str, str]]:
         """``(label, slug)`` of each shipped parallel-transformer model, for a menu."""
@@ -97,11 +91,7 @@ class Addition:
         """Raise :class:`LabError` for a pair that cannot be drawn, saying why."""
         if len(pair.picks) != 2 or len(pair.poses) != 2:
             raise LabError(f"a pair has 2 digits, got {len(pair.picks)}")
-        for pick in pair.picks:
-            if pick == OWN and own_digit is None:
-                raise LabError("there is no digit of yours yet: draw, upload or pick one in the main view first")
-            if pick != OWN and not 0 <= pick < self.pool.shape[0]:
-                raise LabError(f"sample index must be from 0 to {self.pool.shape[0] - 1}, got {pick}")
+        self.check_picks(pair.picks, own_digit)
         for pose in pair.poses:
             if len(pose) != len(POSE_NAMES):
                 raise LabError(f"a pose has {len(POSE_NAMES)} numbers ({', '.join(POSE_NAMES)}), got {len(pose)}")
@@ -114,8 +104,7 @@ class Addition:
         """The pair's ``(1, 2, 42, 42)`` input: each digit warped onto its channel by the
         same :func:`~stn_core.distortions.distort` the task's data uses."""
         self.check(pair, own_digit)
-        own = None if own_digit is None else torch.as_tensor(own_digit, dtype=torch.float32).reshape(1, DIGIT_SIZE, DIGIT_SIZE)
-        digits = torch.stack([own if p == OWN else self.pool[p] for p in pair.picks])  # (2, 1, 28, 28)
+        digits = self.gather(pair.picks, own_digit)  # (2, 1, 28, 28)
         rotation, scale, x, y = (torch.tensor(values, dtype=torch.float32) for values in zip(*pair.poses))
         room = frame_room(scale, TASK.canvas_size)
         distortion = Distortion.create(TASK.canvas_size, rotation=rotation, scale=scale, shift_x=x * room, shift_y=y * room)
@@ -124,27 +113,13 @@ class Addition:
     def truth(self, pair: Pair) -> list[int | None]:
         return [None if pick == OWN else int(self.labels[pick]) for pick in pair.picks]
 
-    def read(self, pair: Pair, slug: str, own_digit: np.ndarray | None = None) -> PairReading:
-        """One pair read by the parallel-transformer model ``slug`` (and the addition CNN)."""
-        return self.read_many([pair], slug, [own_digit])[0]
-
     @torch.inference_mode()
     def read_many(self, pairs: list[Pair], slug: str, own_digits: list[np.ndarray | None]) -> list[PairReading]:
         """Several pairs in one forward pass per model (the live channel's batch); a pair
         that cannot be drawn raises :class:`LabError` before anything is computed."""
-        if slug not in self.models:
-            raise LabError(f"unknown addition model {slug!r}; available: {', '.join(self.models) or 'none'}")
-        x = torch.cat([self.channels(pair, own) for pair, own in zip(pairs, own_digits)]).to(self.device)
-        model = self.models[slug]
-        out = model.forward_details(x)
-        cnn = self.cnn(x).softmax(-1).cpu().numpy() if self.cnn is not None else [None] * len(pairs)
+        model, out, x, cnn = self.forward(slug, map(self.channels, pairs, own_digits))
         digits = out.digits.softmax(-1).cpu().numpy() if out.digits is not None else [None] * len(pairs)
-        probs, theta, glimpses, x = (
-            out.logits.softmax(-1).cpu().numpy(),
-            out.theta.cpu(),
-            out.glimpses.cpu().numpy(),
-            x.cpu().numpy(),
-        )
+        probs, theta, glimpses = out.logits.softmax(-1).cpu().numpy(), out.theta.cpu(), out.glimpses.cpu().numpy()
         return [
             PairReading(
                 channels=x[i],

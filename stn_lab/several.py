@@ -75,15 +75,58 @@ def menu_choices(models: dict, metric: str) -> list[tuple[str, str]]:
     return choices
 
 
-class SeveralDigits:
-    """The shipped sequence models over the service's MNIST sample."""
+class ShippedTask:
+    """What the several-digit views share: one task's shipped models over the service's
+    MNIST sample, the user's digit among the sample's, and one forward pass per batch.
+    A subclass names its models, best first, and its CNNs, the first shipped one read beside."""
+
+    TASK_WORD = ""  # "sequence", "addition": how errors name the task's models
+    MODELS: tuple[str, ...] = ()
+    CNNS: tuple[str, ...] = ()
 
     def __init__(self, service):
         self.pool = service.sample_images  # (P, 1, 28, 28)
         self.labels = service.sample_labels
-        self.models = {slug: service.task_models[slug].eval() for slug in RECURRENT if slug in service.task_models}
-        self.cnn = service.task_models.get(CNN)
+        self.models = {slug: service.task_models[slug].eval() for slug in self.MODELS if slug in service.task_models}
+        self.cnn = next((service.task_models[slug].eval() for slug in self.CNNS if slug in service.task_models), None)
         self.device = service.device
+
+    def check_picks(self, picks: tuple[int, ...], own_digit: np.ndarray | None) -> None:
+        """Raise :class:`LabError` for a pick that names no digit: :data:`OWN` before the
+        user has one, or an index outside the sample."""
+        for pick in picks:
+            if pick == OWN and own_digit is None:
+                raise LabError("there is no digit of yours yet: draw, upload or pick one in the main view first")
+            if pick != OWN and not 0 <= pick < self.pool.shape[0]:
+                raise LabError(f"sample index must be from 0 to {self.pool.shape[0] - 1}, got {pick}")
+
+    def gather(self, picks: tuple[int, ...], own_digit: np.ndarray | None) -> torch.Tensor:
+        """The picked digits, ``(len(picks), 1, 28, 28)``: only these are copied, so a live
+        drag copies two or three digits per frame, not the whole sample."""
+        own = None if own_digit is None else torch.as_tensor(own_digit, dtype=torch.float32).reshape(1, DIGIT_SIZE, DIGIT_SIZE)
+        return torch.stack([own if p == OWN else self.pool[p] for p in picks])
+
+    def forward(self, slug: str, inputs) -> tuple:
+        """``(model, details, x, cnn_probs)``: the model ``slug`` over the batch that
+        ``inputs`` (an iterable of ``(1, C, H, W)`` inputs, built only once the slug is
+        known) make, and the CNN's probabilities (a ``None`` each where no CNN ships)."""
+        if slug not in self.models:
+            raise LabError(f"unknown {self.TASK_WORD} model {slug!r}; available: {', '.join(self.models) or 'none'}")
+        x = torch.cat(list(inputs)).to(self.device)
+        model = self.models[slug]
+        out = model.forward_details(x)
+        cnn_probs = self.cnn(x).softmax(-1).cpu().numpy() if self.cnn is not None else [None] * x.shape[0]
+        return model, out, x.cpu().numpy(), cnn_probs
+
+    def read(self, request, slug: str, own_digit: np.ndarray | None = None):
+        """One request (a scene, a pair) read by the model ``slug`` (and the CNN)."""
+        return self.read_many([request], slug, [own_digit])[0]
+
+
+class SeveralDigits(ShippedTask):
+    """The shipped sequence models over the service's MNIST sample."""
+
+    TASK_WORD, MODELS, CNNS = "sequence", RECURRENT, (CNN,)
 
     def choices(self) -> list[tuple[str, str]]:
         """``(label, slug)`` of each shipped recurrent model, for a menu."""
@@ -100,22 +143,16 @@ class SeveralDigits:
         """Raise :class:`LabError` for a scene that cannot be drawn, saying why."""
         if len(scene.picks) != SLOTS or len(scene.places) != SLOTS:
             raise LabError(f"a scene has {SLOTS} digits, got {len(scene.picks)}")
-        for pick in scene.picks:
-            if pick == OWN and own_digit is None:
-                raise LabError("there is no digit of yours yet: draw, upload or pick one in the main view first")
-            if pick != OWN and not 0 <= pick < self.pool.shape[0]:
-                raise LabError(f"sample index must be from 0 to {self.pool.shape[0] - 1}, got {pick}")
+        self.check_picks(scene.picks, own_digit)
         for x, y in scene.places:
             if not (0 <= x <= ROOM and 0 <= y <= ROOM):
                 raise LabError(f"a digit's position must be from 0 to {ROOM} px, got ({x}, {y})")
 
     def canvas(self, scene: Scene, own_digit: np.ndarray | None = None) -> torch.Tensor:
         """The scene's ``(1, 1, 100, 100)`` canvas, as :func:`compose_sequence` makes it
-        (clutter cut from the sample only). Only the three digits are gathered, so a live
-        drag copies three digits per frame, not the whole sample."""
+        (clutter cut from the sample only)."""
         self.check(scene, own_digit)
-        own = None if own_digit is None else torch.as_tensor(own_digit, dtype=torch.float32).reshape(1, DIGIT_SIZE, DIGIT_SIZE)
-        digits = torch.stack([own if p == OWN else self.pool[p] for p in scene.picks])  # (3, 1, 28, 28)
+        digits = self.gather(scene.picks, own_digit)  # (3, 1, 28, 28)
         canvas = compose_sequence(digits, torch.arange(SLOTS)[None], torch.tensor([scene.places]))
         if scene.clutter_seed is None:
             return canvas
@@ -127,22 +164,13 @@ class SeveralDigits:
         order = sorted(range(SLOTS), key=lambda k: (scene.places[k][0], k))
         return [None if scene.picks[k] == OWN else int(self.labels[scene.picks[k]]) for k in order]
 
-    def read(self, scene: Scene, slug: str, own_digit: np.ndarray | None = None) -> Reading:
-        """One scene read by the recurrent model ``slug`` (and the sequence CNN)."""
-        return self.read_many([scene], slug, [own_digit])[0]
-
     @torch.inference_mode()
     def read_many(self, scenes: list[Scene], slug: str, own_digits: list[np.ndarray | None]) -> list[Reading]:
         """Several scenes in one forward pass per model (the live channel's batch); a scene
         that cannot be drawn raises :class:`LabError` before anything is computed."""
-        if slug not in self.models:
-            raise LabError(f"unknown sequence model {slug!r}; available: {', '.join(self.models) or 'none'}")
-        canvases = torch.cat([self.canvas(scene, own) for scene, own in zip(scenes, own_digits)]).to(self.device)
-        model = self.models[slug]
-        out = model.forward_details(canvases)
-        probs = out.logits.softmax(-1).cpu().numpy()
-        cnn_probs = self.cnn(canvases).softmax(-1).cpu().numpy() if self.cnn is not None else [None] * len(scenes)
-        theta, glimpses, canvases = out.theta.cpu(), out.glimpses[:, :, 0].cpu().numpy(), canvases[:, 0].cpu().numpy()
+        model, out, canvases, cnn_probs = self.forward(slug, map(self.canvas, scenes, own_digits))
+        probs, theta, glimpses = out.logits.softmax(-1).cpu().numpy(), out.theta.cpu(), out.glimpses[:, :, 0].cpu().numpy()
+        canvases = canvases[:, 0]
         return [
             Reading(
                 canvas=canvases[i],

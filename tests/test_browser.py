@@ -441,6 +441,25 @@ def test_without_the_socket_frames_come_through_gradio_and_the_page_says_so(open
     wait_for_frames(page, before + 1)
 
 
+def drag_view_slider(page, sliders: str, counter: str) -> list:
+    """Drag the first slider under ``sliders`` across its track until the live channel has
+    drawn 3 frames into ``#counter`` (its ``data-frames``); the Gradio queue requests the
+    page made meanwhile (there should be none: drags go over the socket)."""
+    gradio_requests = []
+    page.on("request", lambda r: gradio_requests.append(r.url) if "/gradio_api/queue/join" in r.url else None)
+    slider = page.locator(f"{sliders} input[type=range]").first.bounding_box()
+    y = slider["y"] + slider["height"] / 2
+    page.mouse.move(slider["x"] + 4, y)
+    page.mouse.down()
+    for i in range(30):
+        page.mouse.move(slider["x"] + slider["width"] * (0.05 + 0.03 * i), y)
+        page.wait_for_timeout(20)
+    page.wait_for_function(f"() => Number(document.querySelector('#{counter}').dataset.frames || 0) >= 3")
+    during = list(gradio_requests)
+    page.mouse.up()
+    return during
+
+
 # -- "Several digits" ----------------------------------------------------------------------
 
 GLIMPSE_GRIDS = "() => document.querySelectorAll('#stn-several-canvas svg text').length"
@@ -482,19 +501,8 @@ def test_the_step_slider_and_play_show_the_glimpses_one_at_a_time(open_page):
 def test_dragging_a_digit_redraws_live_over_the_socket_and_release_syncs_the_view(open_page):
     page = open_page()
     _open_several(page)
-    gradio_requests = []
-    page.on("request", lambda r: gradio_requests.append(r.url) if "/gradio_api/queue/join" in r.url else None)
     before = page.locator("#stn-several-canvas .stn-scene").inner_html()
-    slider = page.locator("#stn-several-positions input[type=range]").first.bounding_box()
-    y = slider["y"] + slider["height"] / 2
-    page.mouse.move(slider["x"] + 4, y)
-    page.mouse.down()
-    for i in range(30):
-        page.mouse.move(slider["x"] + slider["width"] * (0.05 + 0.03 * i), y)
-        page.wait_for_timeout(20)
-    page.wait_for_function("() => Number(document.querySelector('#stn-several-canvas').dataset.frames || 0) >= 3")
-    during = list(gradio_requests)
-    page.mouse.up()
+    during = drag_view_slider(page, "#stn-several-positions", "stn-several-canvas")
     assert not during, f"the drag went through Gradio's queue: {during[:3]}"
     assert page.locator("#stn-several-canvas .stn-scene").inner_html() != before
     stats = page.evaluate("() => window.stnLive.sceneStats()")
@@ -510,20 +518,6 @@ def test_dragging_a_digit_redraws_live_over_the_socket_and_release_syncs_the_vie
     page.locator("#stn-several-random").click()
     page.wait_for_function("(moved) => document.querySelector('#stn-several-canvas .stn-scene').innerHTML !== moved", arg=moved)
     assert not page.locator(".toast-wrap .toast-body.error").count()
-
-
-@pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])
-def test_several_digits_fits_on_one_screen(open_page, name):
-    page, screen = open_screen(open_page, name)
-    _open_several(page)
-    page.locator("#stn-several-intro").evaluate("element => element.scrollIntoView()")
-    parts = ["#stn-several-canvas svg", "#stn-several-glimpses", "#stn-several-readout", "#stn-several-step", "#stn-several-play"]
-    parts += ["#stn-several-random", "#stn-several-positions"]
-    for selector in parts:
-        box = page.locator(selector).bounding_box()
-        assert box and box["y"] >= 0 and box["y"] + box["height"] <= screen["height"] + 1, (
-            f"{selector} is not fully on the {name} screen: {box}"
-        )
 
 
 def test_on_a_phone_the_slider_bar_slides_away_below_the_main_view_and_comes_back(open_page):
@@ -595,19 +589,8 @@ def test_two_digits_summed_opens_on_a_pair_with_both_transformers_outputs_and_th
 def test_dragging_a_pose_redraws_the_pair_live_over_the_socket_and_a_random_pair_replaces_it(open_page):
     page = open_page()
     _open_addition(page)
-    gradio_requests = []
-    page.on("request", lambda r: gradio_requests.append(r.url) if "/gradio_api/queue/join" in r.url else None)
     before = page.locator("#stn-addition-channels .stn-pair").inner_html()
-    slider = page.locator("#stn-addition-poses input[type=range]").first.bounding_box()
-    y = slider["y"] + slider["height"] / 2
-    page.mouse.move(slider["x"] + 4, y)
-    page.mouse.down()
-    for i in range(30):
-        page.mouse.move(slider["x"] + slider["width"] * (0.05 + 0.03 * i), y)
-        page.wait_for_timeout(20)
-    page.wait_for_function("() => Number(document.querySelector('#stn-addition-channels').dataset.frames || 0) >= 3")
-    during = list(gradio_requests)
-    page.mouse.up()
+    during = drag_view_slider(page, "#stn-addition-poses", "stn-addition-channels")
     assert not during, f"the drag went through Gradio's queue: {during[:3]}"
     assert page.locator("#stn-addition-channels .stn-pair").inner_html() != before
     assert page.evaluate("() => window.stnLive.sceneStats('pair')")["drawn"] >= 3
@@ -618,13 +601,28 @@ def test_dragging_a_pose_redraws_the_pair_live_over_the_socket_and_a_random_pair
     assert not page.locator(".toast-wrap .toast-body.error").count()
 
 
+# Per several-digit view: how to open it, and what must be on screen below its intro.
+SEVERAL_DIGIT_VIEWS = {
+    "several": (
+        lambda page: _open_several(page),
+        ["#stn-several-canvas svg", "#stn-several-glimpses", "#stn-several-readout", "#stn-several-step"]
+        + ["#stn-several-play", "#stn-several-random", "#stn-several-positions"],
+    ),
+    "addition": (
+        lambda page: _open_addition(page),
+        ["#stn-addition-channels svg", "#stn-addition-outputs", "#stn-addition-readout", "#stn-addition-random"]
+        + ["#stn-addition-poses"],
+    ),
+}
+
+
 @pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])
-def test_two_digits_summed_fits_on_one_screen(open_page, name):
+@pytest.mark.parametrize("view", list(SEVERAL_DIGIT_VIEWS))
+def test_a_several_digit_view_fits_on_one_screen(open_page, view, name):
     page, screen = open_screen(open_page, name)
-    _open_addition(page)
-    page.locator("#stn-addition-intro").evaluate("element => element.scrollIntoView()")
-    parts = ["#stn-addition-channels svg", "#stn-addition-outputs", "#stn-addition-readout", "#stn-addition-random"]
-    parts += ["#stn-addition-poses"]
+    open_view, parts = SEVERAL_DIGIT_VIEWS[view]
+    open_view(page)
+    page.locator(f"#stn-{view}-intro").evaluate("element => element.scrollIntoView()")
     for selector in parts:
         box = page.locator(selector).first.bounding_box()
         assert box and box["y"] >= 0 and box["y"] + box["height"] <= screen["height"] + 1, (

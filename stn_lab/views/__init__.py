@@ -43,6 +43,23 @@ def user_errors(handler):
     return wrapped
 
 
+def menu(choices: list[tuple[str, str]], min_width: int, scale: int) -> gr.Dropdown:
+    """A toolbar's menu: no label (its choices say what it is), opened on the first choice."""
+    return gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=min_width, scale=scale)
+
+
+def several_digit_toolbar(view_id: str, intro: str, button: str, choices: list[tuple[str, str]]) -> tuple:
+    """The top of a several-digit view: its line of words, then a toolbar opened with a
+    "random" button and the model menu (the caller adds the rest of the row inside the
+    returned ``gr.Row``): ``(row, button, model menu)``."""
+    gr.Markdown(intro, elem_id=f"stn-{view_id}-intro")
+    row = gr.Row(elem_id=f"stn-{view_id}-toolbar", equal_height=True)
+    with row:
+        again = gr.Button(button, size="sm", elem_id=f"stn-{view_id}-random", min_width=120, scale=2)
+        model = menu(choices, min_width=220, scale=4)
+    return row, again, model
+
+
 @dataclass
 class Page:
     """Components every view reads: the session's digit, its label, the model, the controls."""

@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..addition import OWN, POSE_NAMES, POSE_RANGES, Pair, channels_html, outputs_html, sum_html
 from ..lab import Lab, LabError
-from . import QUIET, Page, TeachingView
+from . import QUIET, Page, TeachingView, menu, several_digit_toolbar
 
 ID, TITLE = "addition", "Two digits summed"
 FIRST_SEED = 3  # the pair the view opens on: two clear digits, summed right by every model
@@ -32,15 +32,15 @@ def build(lab: Lab, page: Page) -> TeachingView:
             gr.Markdown("No addition model ships with this copy.")
             return TeachingView(ID, tab, [], [], lambda: [])
         first = addition.random_pair(FIRST_SEED)
-        gr.Markdown(
+        row, again, model = several_digit_toolbar(
+            ID,
             "Each channel holds one digit; the label is only their **sum**. Two **spatial transformers** side by side "
             "each read both channels and warp both (grid 1 orange, grid 2 blue); one classifier reads their outputs.",
-            elem_id="stn-addition-intro",
+            "random pair",
+            choices,
         )
-        with gr.Row(elem_id="stn-addition-toolbar", equal_height=True):
-            again = gr.Button("random pair", size="sm", elem_id="stn-addition-random", min_width=120, scale=2)
-            model = gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=220, scale=4)
-            mine = gr.Dropdown(MINE, value=MINE[0][1], show_label=False, container=False, min_width=180, scale=3)
+        with row:
+            mine = menu(MINE, min_width=180, scale=3)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300):
                 channels_view = gr.HTML(elem_id="stn-addition-channels")

@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..lab import Lab, LabError
 from ..several import HALF, OWN, ROOM, SLOTS, Scene, canvas_html, glimpses_html, readout_html
-from . import QUIET, Page, TeachingView, user_errors
+from . import QUIET, Page, TeachingView, menu, several_digit_toolbar, user_errors
 
 ID, TITLE = "several", "Several digits"
 FIRST_SEED = 7  # the scene the view opens on: three clear digits, readable by every model
@@ -35,16 +35,16 @@ def build(lab: Lab, page: Page) -> TeachingView:
             gr.Markdown("No recurrent sequence model ships with this copy.")
             return TeachingView(ID, tab, [], [], lambda: [])
         first = several.random_scene(FIRST_SEED)
-        gr.Markdown(
+        row, again, model = several_digit_toolbar(
+            ID,
             "A **recurrent spatial transformer** reads left to right, one glimpse per step: a numbered window, "
             "warped to 28×28 and read by one shared classifier.",
-            elem_id="stn-several-intro",
+            "random canvas",
+            choices,
         )
-        with gr.Row(elem_id="stn-several-toolbar", equal_height=True):
-            again = gr.Button("random canvas", size="sm", elem_id="stn-several-random", min_width=120, scale=2)
-            model = gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=200, scale=3)
+        with row:
             clutter = gr.Checkbox(value=True, label="clutter", container=False, min_width=80, scale=1)
-            mine = gr.Dropdown(MINE, value=MINE[0][1], show_label=False, container=False, min_width=180, scale=3)
+            mine = menu(MINE, min_width=180, scale=3)
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=240):
                 canvas_view = gr.HTML(elem_id="stn-several-canvas")
