@@ -41,13 +41,15 @@ def serve() -> str:
     return f"http://127.0.0.1:{port}/"
 
 
-def drag_rotation(page, to_fraction: float) -> None:
-    """Press on the rotation slider's thumb and move it to ``to_fraction`` of the track,
-    leaving the mouse down: the screenshot shows the page in the middle of a drag."""
-    track = page.locator("#stn-ctl-rotation input[type=range]").bounding_box()
+def drag_slider(page, holder: str, to_fraction: float) -> None:
+    """Press on the thumb of the first slider in ``holder`` and move it to ``to_fraction``
+    of the track, leaving the mouse down: the screenshot shows the page mid-drag."""
+    slider = page.locator(f"{holder} input[type=range]").first
+    track = slider.bounding_box()
     y = track["y"] + track["height"] / 2
-    value = float(page.locator("#stn-ctl-rotation input[type=range]").input_value())
-    page.mouse.move(track["x"] + track["width"] * (value + 180) / 360, y)
+    low, high = (float(slider.get_attribute(name)) for name in ("min", "max"))
+    value = float(slider.input_value())
+    page.mouse.move(track["x"] + track["width"] * (value - low) / (high - low), y)
     page.mouse.down()
     page.mouse.move(track["x"] + track["width"] * to_fraction, y, steps=20)
     page.wait_for_timeout(600)
@@ -58,6 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     parser.add_argument("--readme", action="store_true", help="also update assets/screenshot.png")
     parser.add_argument("--drag", action="store_true", help="also a screenshot of each screen mid-drag")
+    parser.add_argument(
+        "--drag-in", default="#stn-ctl-rotation", help="with --drag: where the dragged slider is (default: the rotation)"
+    )
     parser.add_argument("--query", default="", help="query string to open, e.g. '?rot=120&sample=3'")
     parser.add_argument(
         "--view", help="a teaching view's tab name ('Several digits', ...): open it, wait for --wait-for, scroll to it"
@@ -87,9 +92,9 @@ def main(argv=None) -> int:
             path = args.out / f"{name}{suffix}.png"
             page.screenshot(path=str(path))
             print(path)
-            if args.drag:  # the same screen while the rotation slider is being dragged
-                drag_rotation(page, 0.9)
-                path = args.out / f"{name}-dragging.png"
+            if args.drag:  # the same screen while a slider is being dragged
+                drag_slider(page, args.drag_in, 0.9)
+                path = args.out / f"{name}{suffix}-dragging.png"
                 page.screenshot(path=str(path))
                 page.mouse.up()
                 print(path)

@@ -19,7 +19,7 @@ from . import QUIET, Page, TeachingView, menu, several_digit_toolbar
 ID, TITLE = "addition", "Two digits summed"
 FIRST_SEED = 3  # the pair the view opens on: two clear digits, summed right by every model
 MINE = [("your digit: unused", "none"), ("your digit as digit 1", "0"), ("your digit as digit 2", "1")]
-POSE_WORDS = {"rotation": "turn °", "scale": "scale", "x": "x", "y": "y"}
+POSE_WORDS = {"rotation": "turn", "scale": "scale", "x": "x", "y": "y"}
 POSE_STEPS = {"rotation": 1, "scale": 0.01, "x": 0.01, "y": 0.01}
 
 
