@@ -25,7 +25,6 @@
 (() => {
   "use strict";
   const MAX_IN_FLIGHT = { socket: 1, fallback: 1 };
-  const CONTROLS = ["rotation", "scale", "shift_x", "shift_y", "shear", "perspective", "elastic", "clutter", "seed"];
   const state = {
     digit: null, model: null, ranges: {}, socket: null, mode: "connecting", dirty: false,
     known: {}, seq: 0, drawnSeq: 0, digitSeq: 0, sentAt: new Map(), redraws: 0, latencies: [], lastFrame: null, fallbackReason: "",
@@ -41,10 +40,12 @@
   }
 
   // A control's value is read from the page; one not in the page yet (in the closed
-  // "more distortions" accordion, never opened) has the value Python last gave it.
+  // "more distortions" accordion, never opened) has the value Python last gave it. The
+  // controls are the ones Python names in set() (stn_core.controls.CONTROL_NAMES): this
+  // file keeps no list of its own. Before the first set() there is no digit to draw.
   function readControls() {
     const values = {};
-    for (const name of CONTROLS) {
+    for (const name of Object.keys(state.known)) {
       const input = controlInput(name);
       if (!input) {
         if (name in state.known) values[name] = state.known[name];
