@@ -295,13 +295,20 @@ class Lab:
         pixels = np.asarray(image)
         return pixels.size > 0 and float(pixels.max()) - float(pixels.min()) > 8
 
-    def upload_preview(self, image, size: int = 160) -> Image.Image:
-        """An uploaded image as the user sent it (greyscale, at most ``size`` px), to show
-        beside its normalised 28x28 version."""
+    @staticmethod
+    def decode_upload(image) -> np.ndarray:
+        """An uploaded file (a path, bytes or a Gradio payload ``{"path": ...}``) decoded
+        once, to ``(H, W)`` greyscale in ``[0, 1]``; :class:`LabError` for a file that is no
+        image. Both the preview and :meth:`digit_from_image` take the result."""
         try:
-            gray = decode_image(image["path"] if isinstance(image, dict) else image)
+            return decode_image(image["path"] if isinstance(image, dict) else image)
         except ImageInputError as error:
             raise LabError(str(error)) from None
+
+    @staticmethod
+    def upload_preview(gray: np.ndarray, size: int = 160) -> Image.Image:
+        """A decoded upload as the user sent it (greyscale, at most ``size`` px), to show
+        beside its normalised 28x28 version."""
         picture = Image.fromarray((np.clip(gray, 0, 1) * 255 + 0.5).astype(np.uint8), mode="L")
         picture.thumbnail((size, size))
         return picture

@@ -263,9 +263,10 @@ def build(lab: Lab) -> MainView:
     def from_upload(path):
         if path is None:
             return [*set_digit(None), None, None, ""]
-        preview = lab.upload_preview(path)  # a file that is no image stops here, with its message
+        gray = lab.decode_upload(path)  # a file that is no image stops here, with its message
+        preview = lab.upload_preview(gray)
         try:
-            digit = lab.digit_from_image(path)
+            digit = lab.digit_from_image(gray)
         except LabError as error:  # an image, but no digit in it: show both, keep the view's digit
             return [*[gr.skip()] * len(digit_outputs), preview, None, f"**{error}**. The view keeps its digit."]
         return [*set_digit(digit), preview, lab.digit_picture(digit, 110), ""]
