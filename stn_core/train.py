@@ -77,6 +77,7 @@ RECIPE = (
     "init_scale",
     "transformers",
     "classifier",
+    "head",
 )
 # Options that define the run: a resumed run must agree on all of them (the recipe, and
 # what its recorded test error is measured on).

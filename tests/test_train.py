@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from stn_core import timelapse
-from stn_core.train import RECIPE, RUN_DEFINING, parse_args, train
+from stn_core.train import RECIPE, RUN_DEFINING, parse_args, recipe, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model", "st-cnn", "--regime", "R", "--train-subset", "512", "--batch-size", "128", "--test-subset", "200"]
@@ -111,6 +111,10 @@ def test_the_recipe_is_what_a_resumed_run_must_agree_on_less_the_test_subset():
     assert RUN_DEFINING == (*RECIPE, "test_subset")
     args = parse_args(["--model", "st-cnn", "--transform", "tps", "--regime", "E"])
     assert args.name == "e-st-cnn-tps" and args.loc_lr == args.lr
+    # an addition model's head is part of its recipe: the two heads are different models
+    options = ["--task", "addition", "--model", "parallel-st"]
+    heads = [recipe(parse_args([*options, "--head", head]))["head"] for head in ("classes", "digit-sum")]
+    assert heads == ["classes", "digit-sum"]
 
 
 @pytest.mark.slow
