@@ -46,6 +46,27 @@ def test_the_original_model_is_left_as_it_was():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_subnormal_weights_are_zero_in_the_copy_and_no_answer_changes():
+    model = _batch_norm_model()
+    with torch.no_grad():  # as weight decay leaves dead units: tiny, but not zero
+        weight = model.spatial_transformer.localisation[1].weight
+        weight[:, ::2] = 1e-39
+    fast = fast_copy(model, dtype=torch.float32)
+    copied = fast.model.spatial_transformer.localisation[1].weight
+    assert float(weight[0, 0]) != 0.0 and bool((copied[:, ::2] == 0).all())
+    assert all(
+        not bool(((t.abs() < torch.finfo(t.dtype).tiny) & (t != 0)).any())
+        for t in (*fast.model.parameters(), *fast.model.buffers())
+        if t.is_floating_point()
+    )
+    x = torch.rand(8, 1, 42, 42)
+    with torch.inference_mode():
+        exact = model.forward_details(x)
+    quick = fast.forward_details(x)
+    assert torch.allclose(exact.theta, quick.theta, atol=1e-5) and torch.equal(exact.logits.argmax(1), quick.logits.argmax(1))
+    assert "1.2e-38" in stn_core.fast.__doc__  # the module says why
+
+
 def test_bfloat16_copy_of_the_shipped_pair_keeps_theta_and_nearly_every_answer(sample_digits):
     images, labels = sample_digits
     generator = torch.Generator().manual_seed(0)
