@@ -11,9 +11,9 @@ copy of a model that
   in (the same numbers in a different order: a float32 result changes by rounding only),
 * sets its subnormal weights (below 1.2e-38 in magnitude, where weight decay leaves dead
   units' weights) to zero: each multiply by one takes the CPU's slow path. The full-range
-  ST-CNN's localisation net had 6,060 of them (475 in a convolution), and a batch of 100 frames took 587 ms
-  instead of 45 (one thread, 2026-12-02); a product of one with a digit's pixels is below
-  1e-37, so no answer changes, and
+  ST-CNN's localisation net had 6,060 of them (475 in a convolution), and a batch of 100
+  frames took 587 ms instead of 45 (one thread, 2026-12-02); a product of one with a
+  digit's pixels is below 1e-37, so no answer changes, and
 * runs the *classifier* (the CNN reading the warped output, or a whole baseline CNN) in
   bfloat16 where the hardware computes bfloat16 natively (CPUs with AVX512-BF16 or AMX,
   CUDA GPUs); elsewhere it stays float32, since emulated bfloat16 is slower than float32.
