@@ -291,8 +291,16 @@ def train(args: argparse.Namespace) -> ModelCard | None:
     # Weight decay leaves dead units' weights subnormal (below 1.2e-38), and every multiply
     # by one takes the CPU's slow path: a fine-tuning step of the full-range ST-CNN took
     # 3.0 s instead of 1.6 (batch 256, one thread, 2026-12-02). Treated as zero, they train
-    # the same. Set first, so that the intra-op threads torch starts later inherit it.
+    # the same. Set first, so that the intra-op threads torch starts later inherit it, and
+    # put back after, for the rest of a process that trains in-process (tests, notebooks).
     torch.set_flush_denormal(True)
+    try:
+        return _train(args)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train(args: argparse.Namespace) -> ModelCard | None:
     rank, world_size, local_rank = _distributed()
     device = _device(args.device, world_size, local_rank)
     out: Path = args.out

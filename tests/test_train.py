@@ -178,3 +178,19 @@ def test_init_scale_starts_the_transformer_zoomed_in_on_the_centre(mnist_dir, tm
     )  # fmt: skip
     lapse = timelapse.load(out / "timelapse.npz")
     assert np.allclose(lapse.theta[0], [0.5, 0.0, 0.0])  # step 0: every digit, the same centred window
+
+
+def test_training_flushes_subnormals_while_it_runs_and_leaves_the_process_as_it_was(mnist_dir, tmp_path, monkeypatch):
+    import stn_core.train as training
+
+    seen = []
+
+    def spy(args):  # the loop itself, replaced: what is the process's float mode inside it?
+        seen.append(float(torch.tensor([1e-39]) * torch.tensor([1.0])))
+        raise SystemExit("stopped")
+
+    monkeypatch.setattr(training, "_train", spy)
+    with pytest.raises(SystemExit, match="stopped"):
+        training.train(parse_args(["--epochs", "1"]))
+    assert seen == [0.0]
+    assert float(torch.tensor([1e-39]) * torch.tensor([1.0])) > 0.0
