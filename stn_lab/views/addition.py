@@ -40,7 +40,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
             choices,
         )
         with row:
-            mine = menu(MINE, min_width=180, scale=3)
+            mine = menu(MINE, min_width=160, scale=2)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300):
                 channels_view = gr.HTML(elem_id="stn-addition-channels")
