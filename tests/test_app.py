@@ -169,11 +169,11 @@ def test_live_frame_endpoint_answers_a_digit_with_a_frame_and_a_mistake_with_an_
 
 @pytest.mark.serve
 def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
-    """The Upload tab hands files to our decoder: a truncated PNG gets its own message and a
-    good file (a photo-like 7: dark ink on white) becomes the digit, in the code the browser
-    draws from, and is shown beside its normalised 28x28 version."""
+    """The Upload tab hands files to our decoder: a truncated PNG gets its own message under
+    the upload (no toast, no picture, the digit kept) and a good file (a photo-like 7: dark
+    ink on white) becomes the digit, in the code the browser draws from, and is shown beside
+    its normalised 28x28 version."""
     from gradio_client import handle_file
-    from gradio_client.exceptions import AppError
     from PIL import ImageDraw
 
     path = tmp_path / "seven.png"
@@ -182,8 +182,9 @@ def test_upload_tab_explains_a_broken_image(client, lab, tmp_path):
     photo.save(path)
     broken = tmp_path / "broken.png"
     broken.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    with pytest.raises(AppError, match="truncated or damaged"):
-        client.predict(handle_file(str(broken)), api_name="/from_upload")
+    kept, shown, normalised, note = client.predict(handle_file(str(broken)), api_name="/from_upload")
+    assert kept == {"__type__": "update"} and shown is None and normalised is None  # the digit is skipped, kept
+    assert "truncated or damaged" in note and "keeps its digit" in note
     outputs = client.predict(handle_file(str(path)), api_name="/from_upload")  # states stay on the server
     digit = lab.digit_from_image(str(path))
     files = [value for value in outputs if isinstance(value, str) and os.path.isfile(value)]

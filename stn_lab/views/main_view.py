@@ -263,12 +263,18 @@ def build(lab: Lab) -> MainView:
     def from_upload(path):
         if path is None:
             return [*set_digit(None), None, None, ""]
-        gray = lab.decode_upload(path)  # a file that is no image stops here, with its message
+        keep = [gr.skip()] * len(digit_outputs)
+        # Either failure is said under the upload, where the eye is, and replaces whatever the
+        # last upload left there; the view keeps its digit.
+        try:
+            gray = lab.decode_upload(path)
+        except LabError as error:  # no image at all: nothing to show
+            return [*keep, None, None, f"**{error}**. The view keeps its digit."]
         preview = lab.upload_preview(gray)
         try:
             digit = lab.digit_from_image(gray)
-        except LabError as error:  # an image, but no digit in it: show both, keep the view's digit
-            return [*[gr.skip()] * len(digit_outputs), preview, None, f"**{error}**. The view keeps its digit."]
+        except LabError as error:  # an image, but no digit in it: show it as sent
+            return [*keep, preview, None, f"**{error}**. The view keeps its digit."]
         return [*set_digit(digit), preview, lab.digit_picture(digit, 110), ""]
 
     @user_errors
