@@ -166,19 +166,50 @@ _COVERED = """() => {
 }"""
 
 
-@pytest.mark.parametrize("viewport", ["desktop-1280x800", "phone-390x844"])
-def test_no_label_covers_a_picture_in_the_teaching_views_or_the_digit_previews(open_page, viewport):
+# Pictures cut off by their own block (a fixed-height block whose label, once above the
+# picture, took the picture's room). The sample gallery scrolls: its rows may run past it.
+_CLIPPED = """() => {
+  const found = [];
+  for (const block of document.querySelectorAll('.block:not(#stn-gallery)')) {
+    if (!block.getClientRects().length) continue;
+    const box = block.getBoundingClientRect();
+    for (const picture of block.querySelectorAll('img, canvas, svg')) {
+      if (!picture.getClientRects().length || picture.closest('[data-testid=block-label], .icon-button-wrapper')) continue;
+      const rect = picture.getBoundingClientRect();
+      if (rect.width > 30 && (rect.bottom > box.bottom + 1 || rect.top < box.top - 1 || rect.right > box.right + 1))
+        found.push([block.textContent.trim().slice(0, 30), picture.tagName, Math.round(rect.bottom - box.bottom)]);
+    }
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("viewport", ["desktop-1280x800", "projector-1024x768-large", "phone-390x844"])
+def test_no_label_covers_or_cuts_off_a_picture_in_the_teaching_views_or_the_digit_previews(open_page, viewport, tmp_path):
+    from PIL import Image, ImageDraw
+
     page, _ = open_screen(open_page, viewport)
-    covered = {}
+    covered, clipped = {}, {}
     page.get_by_role("tab", name="Draw").click()
     page.mouse.move(1, 1)
-    covered["Draw"] = page.evaluate(_COVERED)
+    covered["Draw"], clipped["Draw"] = page.evaluate(_COVERED), page.evaluate(_CLIPPED)
+    photo = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(photo).line([(40, 40), (160, 40), (90, 170)], fill="black", width=14)
+    photo.save(tmp_path / "seven.png")
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("input[type=file]").last.set_input_files(str(tmp_path / "seven.png"))
+    shown = """() => [...document.querySelectorAll('[data-testid=block-label]')].some(
+        label => label.textContent.trim() == 'your image' && label.closest('.block').querySelector('img'))"""
+    page.wait_for_function(shown, timeout=30_000)  # the photo as sent (its 28x28 version comes with it)
+    page.wait_for_timeout(500)
+    covered["Upload"], clipped["Upload"] = page.evaluate(_COVERED), page.evaluate(_CLIPPED)
     for name in ("How it works", "Set θ yourself", "Batch view", "Cluttered"):
         open_tab(page, name)
         page.wait_for_function("() => document.querySelectorAll('#stn-views [role=tabpanel] :is(img, svg)').length > 0")
         page.wait_for_timeout(500)
-        covered[name] = page.evaluate(_COVERED)
+        covered[name], clipped[name] = page.evaluate(_COVERED), page.evaluate(_CLIPPED)
     assert not any(covered.values()), f"labels covering pictures at {viewport}: {covered}"
+    assert not any(clipped.values()), f"pictures cut off by their blocks at {viewport}: {clipped}"
     # ...and "How it works" keeps its stage pictures big enough to see (on a phone, four in a
     # row once left them a few pixels wide, which the overlap check above cannot see).
     open_tab(page, "How it works")

@@ -180,12 +180,11 @@ def build(lab: Lab) -> MainView:
                         elem_id="stn-sketch",
                         brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
                     )
-                    drawn_view = gr.Image(
+                    drawn_view = gr.Image(  # its size: .stn-preview in lab.css
                         label="normalised 28×28",
-                        height=72,
                         width=72,
                         interactive=False,
-                        elem_classes="stn-pixels",
+                        elem_classes=["stn-pixels", "stn-preview", "stn-preview-small"],
                         buttons=[],
                     )
                 with gr.Tab("Upload"):
@@ -198,12 +197,15 @@ def build(lab: Lab) -> MainView:
                         file_types=[".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"],
                     )
                     with gr.Row():
-                        uploaded_view = gr.Image(label="your image", height=110, interactive=False, buttons=[], min_width=100)
+                        # Their size: .stn-preview in lab.css (a label that wraps on a projector
+                        # must not take the picture's room).
+                        uploaded_view = gr.Image(
+                            label="your image", interactive=False, buttons=[], min_width=100, elem_classes="stn-preview"
+                        )
                         normalised_view = gr.Image(
-                            label="normalised 28×28",
-                            height=110,
+                            label="28×28",
                             interactive=False,
-                            elem_classes="stn-pixels",
+                            elem_classes=["stn-pixels", "stn-preview"],
                             buttons=[],
                             min_width=100,
                         )
