@@ -265,18 +265,21 @@ def build(lab: Lab) -> MainView:
     def from_upload(path):
         if path is None:
             return [*set_digit(None), None, None, ""]
-        keep = [gr.skip()] * len(digit_outputs)
-        # Either failure is said under the upload, where the eye is, and replaces whatever the
-        # last upload left there; the view keeps its digit.
+
+        def refused(preview, error):
+            # Said under the upload, where the eye is, replacing whatever the last upload left
+            # there; the digit outputs are skipped, so the view keeps its digit.
+            return [*[gr.skip()] * len(digit_outputs), preview, None, f"**{error}**. The view keeps its digit."]
+
         try:
             gray = lab.decode_upload(path)
         except LabError as error:  # no image at all: nothing to show
-            return [*keep, None, None, f"**{error}**. The view keeps its digit."]
+            return refused(None, error)
         preview = lab.upload_preview(gray)
         try:
             digit = lab.digit_from_image(gray)
         except LabError as error:  # an image, but no digit in it: show it as sent
-            return [*keep, preview, None, f"**{error}**. The view keeps its digit."]
+            return refused(preview, error)
         return [*set_digit(digit), preview, lab.digit_picture(digit, 110), ""]
 
     @user_errors
