@@ -141,6 +141,12 @@ def test_main_view_fits_one_screen_and_no_label_covers_a_picture(open_page, view
         " return {text: input.value, end, arrow: arrow.left}; }"
     )
     assert menu["end"] <= menu["arrow"], f"the model menu's {menu['text']!r} runs under its arrow at {viewport}: {menu}"
+    # The digit-source tabs share one row (on a projector "Upload" wrapped under "Sample").
+    tabs = page.evaluate(
+        "() => [...document.querySelectorAll('#stn-source [role=tab]')]"
+        ".map(e => [e.textContent.trim(), Math.round(e.getBoundingClientRect().top)])"
+    )
+    assert len(tabs) == 3 and len({top for _, top in tabs}) == 1, f"the digit-source tabs wrap at {viewport}: {tabs}"
     if phone:  # the slider being dragged stays on screen while the page scrolls
         page.mouse.wheel(0, 600)
         page.wait_for_timeout(300)
