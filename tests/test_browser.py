@@ -385,6 +385,53 @@ def test_high_contrast_meets_wcag_aa(open_page, dark):
     assert not low_tracks, f"slider tracks below 3:1: {low_tracks}"
 
 
+# Declarations of the lecture settings' rules (".stn-large X", ".stn-contrast X") that lose the
+# cascade: on an element the rule matches, the computed value changes once every such rule
+# is made !important (in its own order, so that one setting's rule may still override
+# another's, as dark over light does). Gradio's container-scoped copy of a plain rule
+# outranks a class of <html>: high contrast's 0 % bars were drawn solid black, like full ones.
+_LOSING_SETTING_RULES = """() => {
+  const ours = [...document.styleSheets].flatMap(sheet => { try { return [...sheet.cssRules]; } catch (e) { return []; } })
+    .filter(r => r instanceof CSSStyleRule && /^(html)?\\.stn-(large|contrast)\\b/.test(r.selectorText));
+  const declarations = r => [...r.style].filter(p => !p.startsWith('--'));
+  const matched = ours.flatMap(rule => [...document.querySelectorAll(rule.selectorText)]
+    .filter(e => e.getClientRects().length).flatMap(e => declarations(rule).map(p => [rule.selectorText, e, p])));
+  const before = matched.map(([, e, p]) => getComputedStyle(e).getPropertyValue(p));
+  const probe = new CSSStyleSheet();
+  // From the rule's text: a shorthand holding a var() has no longhand values to read.
+  const important = r => r.style.cssText.split(';').map(d => d.trim()).filter(d => d && !d.startsWith('--'))
+    .map(d => d.endsWith('!important') ? d : d + ' !important').join('; ');
+  probe.replaceSync(ours.map(r => r.selectorText + ' {' + important(r) + '}').join('\\n'));
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, probe];
+  const lost = matched.map(([rule, e, p], i) => [rule, p, before[i], getComputedStyle(e).getPropertyValue(p)])
+    .filter(([, , was, is]) => was !== is);
+  document.adoptedStyleSheets = document.adoptedStyleSheets.filter(s => s !== probe);
+  return [...new Set(lost.map(l => JSON.stringify(l)))].map(s => JSON.parse(s));
+}"""
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_every_rule_of_large_text_and_high_contrast_takes_effect(open_page, dark):
+    page = open_page(width=1024, height=768)
+    if dark:
+        page.evaluate("() => document.body.classList.add('dark')")
+    set_large_text(page)
+    page.evaluate("() => document.documentElement.classList.add('stn-contrast')")
+    page.wait_for_selector("#stn-answer-st .stn-bar-track")
+    views = ((None, None), ("Several digits", "#stn-several-glimpses .stn-glimpse"), ("Two digits summed", ".stn-pair-output"))
+    for view, drawn in views:
+        if view:
+            open_tab(page, view)
+            page.wait_for_selector(drawn)
+        page.wait_for_function("() => document.getAnimations().every(a => a.playState !== 'running')")
+        lost = page.evaluate(_LOSING_SETTING_RULES)
+        assert not lost, f"lecture-setting rules overridden (rule, property, computed, the rule's own value): {lost}"
+    # What a person sees of it: a bar's empty part is the page's colour, not the bar's.
+    track = page.evaluate("() => getComputedStyle(document.querySelector('#stn-answer-st .stn-bar-track')).backgroundColor")
+    page_colour = "rgb(0, 0, 0)" if dark else "rgb(255, 255, 255)"
+    assert track == page_colour, f"a probability bar's empty part is {track} on a page of {page_colour}"
+
+
 # Every element of the main screen (and of the open teaching view) that holds text itself
 # (SVG labels excepted: they scale with their picture) (not only through its children),
 # with its font size, in document order; form fields count by their value.
