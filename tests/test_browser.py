@@ -216,13 +216,14 @@ def test_no_label_covers_or_cuts_off_a_picture_in_the_teaching_views_or_the_digi
         covered[name], clipped[name] = page.evaluate(_COVERED), page.evaluate(_CLIPPED)
     assert not any(covered.values()), f"labels covering pictures at {viewport}: {covered}"
     assert not any(clipped.values()), f"pictures cut off by their blocks at {viewport}: {clipped}"
-    # ...and "How it works" keeps its stage pictures big enough to see (on a phone, four in a
-    # row once left them a few pixels wide, which the overlap check above cannot see).
-    open_tab(page, "How it works")
-    page.wait_for_selector("#stn-how-stages img")
-    pictures = "#stn-how-stages .html-container :is(img, svg)"
-    widths = page.evaluate("(s) => [...document.querySelectorAll(s)].map(e => e.getBoundingClientRect().width)", pictures)
-    assert len(widths) >= 3 and min(widths) >= 120, f"stage pictures {widths} px wide at {viewport}"
+    # ...and rows of pictures keep them big enough to see (on a phone, all in one row once
+    # left them a few pixels wide, which the overlap check above cannot see).
+    for name, row, least in (("How it works", "#stn-how-stages", 3), ("Cluttered", "#stn-clutter-pictures", 2)):
+        open_tab(page, name)
+        page.wait_for_selector(f"{row} .html-container :is(img, svg)")
+        pictures = f"{row} .html-container :is(img, svg)"
+        widths = page.evaluate("(s) => [...document.querySelectorAll(s)].map(e => e.getBoundingClientRect().width)", pictures)
+        assert len(widths) >= least and min(widths) >= 120, f"{name}: pictures {widths} px wide at {viewport}"
 
 
 def test_a_preset_with_clutter_shows_it_live_while_its_accordion_is_still_closed(open_page, lab):
@@ -698,6 +699,28 @@ SEVERAL_DIGIT_VIEWS = {
         + ["#stn-addition-poses"],
     ),
 }
+
+
+def test_on_a_phone_every_pose_value_of_two_digits_summed_is_readable(open_page):
+    """Eight pose sliders in one row left each value box 16 px wide, showing nothing."""
+    page = open_page(width=390, height=844)
+    open_tab(page, "Two digits summed")
+    page.wait_for_selector(".stn-pair-output")
+    boxes = page.evaluate(
+        "() => [...document.querySelectorAll('#stn-addition-poses input[type=number]')].map(input => {"
+        " const s = getComputedStyle(input); const ctx = document.createElement('canvas').getContext('2d');"
+        " ctx.font = `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;"
+        " const room = input.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);"
+        " const panel = input.closest('#stn-addition-poses').getBoundingClientRect();"
+        " const track = input.closest('.block').querySelector('input[type=range]').getBoundingClientRect();"
+        " return {value: input.value, room, text: ctx.measureText(input.value).width,"
+        " inside: track.left >= panel.left - 1 && track.right <= panel.right + 1}; })"
+    )
+    assert len(boxes) == 8
+    cut = [b for b in boxes if b["text"] > b["room"] + 0.5]
+    assert not cut, f"pose values cut off on a phone: {cut}"
+    outside = [b for b in boxes if not b["inside"]]
+    assert not outside, f"pose sliders running out of their panel on a phone: {outside}"
 
 
 @pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])

@@ -22,7 +22,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
             "window its classifier reads: compare where the grid sits with where the digit is."
         )
         again = gr.Button("new clutter and position", size="sm")
-        with gr.Row():
+        with gr.Row(elem_id="stn-clutter-pictures", elem_classes="stn-two-a-row"):
             grid_view = gr.HTML(label="60×60 input with the sampling grid", show_label=True, container=True)
             warped_view = gr.HTML(label="what the classifier sees", show_label=True, container=True)
             probs = gr.Label(label="TC ST-CNN", num_top_classes=3)

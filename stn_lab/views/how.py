@@ -13,7 +13,7 @@ ID, TITLE = "how", "How it works"
 def build(lab: Lab, page: Page) -> TeachingView:
     with gr.Tab(TITLE, id=ID) as tab:
         text = gr.Markdown(NO_DIGIT)
-        with gr.Row(elem_id="stn-how-stages"):
+        with gr.Row(elem_id="stn-how-stages", elem_classes="stn-two-a-row"):
             input_view = gr.HTML(label="1. input U", show_label=True, container=True)
             grid_view = gr.HTML(label="2–3. localisation net → θ → grid Tθ(G)", show_label=True, container=True)
             warped_view = gr.HTML(label="4. sampler → V", show_label=True, container=True)
