@@ -615,6 +615,23 @@ def test_on_a_phone_the_slider_bar_slides_away_below_the_main_view_and_comes_bac
     page.wait_for_function(f"() => ({bar_top})() < 844")
 
 
+def test_on_a_phone_the_slider_bar_stays_above_the_sketchpads_tools(open_page):
+    """The sketchpad's tool bars (Gradio's z-index 1000) drew over the bar's sliders."""
+    page = open_page(width=390, height=844)
+    page.get_by_role("tab", name="Draw").click()
+    page.wait_for_selector("#stn-sketch canvas")
+    page.evaluate("() => document.querySelector('#stn-sketch').scrollIntoView({block: 'end'})")
+    page.wait_for_timeout(300)
+    covered = page.evaluate(
+        "() => { const bar = document.querySelector('#stn-sliders'); const r = bar.getBoundingClientRect(); const out = [];"
+        " for (let i = 1; i < 12; i++) for (let j = 1; j < 5; j++) {"
+        "   const x = r.left + r.width * i / 12, y = r.top + r.height * j / 5; const e = document.elementFromPoint(x, y);"
+        "   if (e && !bar.contains(e)) out.push([Math.round(x), Math.round(y), e.className.toString().slice(0, 40)]); }"
+        " return out; }"
+    )
+    assert not covered, f"points of the slider bar covered by something else: {covered}"
+
+
 def test_a_typed_value_out_of_a_sliders_range_is_put_inside_it_without_an_error(open_page):
     page = open_page()
     _open_several(page)
