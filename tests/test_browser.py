@@ -632,6 +632,20 @@ def test_on_a_phone_the_slider_bar_stays_above_the_sketchpads_tools(open_page):
     assert not covered, f"points of the slider bar covered by something else: {covered}"
 
 
+def test_on_a_phone_the_lecture_switches_show_their_whole_labels(open_page):
+    page = open_page(width=390, height=844)
+    page.get_by_text("Lecture settings and sharing").click()
+    page.wait_for_selector("#stn-large-text label")
+    cut = page.evaluate(
+        "() => ['#stn-large-text', '#stn-high-contrast', '#stn-dark'].map(id => {"
+        " const block = document.querySelector(id); const range = document.createRange();"
+        " range.selectNodeContents(block.querySelector('label')); const text = range.getBoundingClientRect();"
+        " const box = block.getBoundingClientRect();"
+        " return [id, block.textContent.trim(), Math.round(text.right - box.right)]; }).filter(([, , over]) => over > 1)"
+    )
+    assert not cut, f"switch labels running out of their blocks on a phone (id, label, px over): {cut}"
+
+
 def test_a_typed_value_out_of_a_sliders_range_is_put_inside_it_without_an_error(open_page):
     page = open_page()
     _open_several(page)

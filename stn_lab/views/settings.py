@@ -38,7 +38,8 @@ class Settings:
 
 def build(lab: Lab, page: Page) -> Settings:
     with gr.Accordion("Lecture settings and sharing", open=False):
-        with gr.Row():
+        # Phones wrap it (lab.css): in one row "large text (projector)" and "dark theme" were cut off.
+        with gr.Row(elem_id="stn-settings-row"):
             large_text = gr.Checkbox(label="large text (projector)", elem_id="stn-large-text")
             high_contrast = gr.Checkbox(label="high contrast", elem_id="stn-high-contrast")
             dark = gr.Checkbox(label="dark theme", elem_id="stn-dark")
