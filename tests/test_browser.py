@@ -492,8 +492,18 @@ def test_a_link_with_a_drawn_digit_round_trips(open_page, browser, app_url):
         wait_for_frames(other, 1)
         other.wait_for_timeout(500)
         assert other.evaluate("() => Array.from(window.stnLive.lastFrame().canvas)") == drawn
+        # No sample number beside a digit that is no sample (it said "0").
+        other.wait_for_function("() => document.querySelector('#stn-pick input').value === ''")
     finally:
         other.close()
+
+
+def test_the_sample_number_box_follows_the_sample_on_screen(open_page):
+    page = open_page()
+    page.locator("#stn-gallery .thumbnail-item").nth(5).click()
+    page.wait_for_function("() => document.querySelector('#stn-pick input').value === '5'")
+    page.get_by_role("button", name="random digit").click()
+    page.wait_for_function("() => !['', '5'].includes(document.querySelector('#stn-pick input').value)")
 
 
 def test_clearing_the_sketch_clears_the_view(open_page):

@@ -123,10 +123,12 @@ def _slider(name: str) -> gr.Slider:
 
 
 def digit_values(lab: Lab, digit, label=None, index=None) -> list:
-    """Values of :attr:`MainView.digit_outputs` for a new digit (``None``: no digit)."""
+    """Values of :attr:`MainView.digit_outputs` for a new digit (``None``: no digit). The
+    sample number box gets ``index`` too: it names the sample on screen and is empty beside
+    a drawn, uploaded or linked digit (it kept saying "0" there)."""
     if digit is None:
-        return [None, None, None, ""]
-    return [digit, label, index, encode_digit(digit)]
+        return [None, None, None, "", None]
+    return [digit, label, index, encode_digit(digit), index]
 
 
 def tell_browser(page: Page, event):
@@ -247,7 +249,7 @@ def build(lab: Lab) -> MainView:
 
     # -- where the digit comes from --------------------------------------------------------------
 
-    digit_outputs = [page.digit, page.label, page.sample_index, page.digit_code]
+    digit_outputs = [page.digit, page.label, page.sample_index, page.digit_code, pick]
 
     def set_digit(new_digit, new_label=None, index=None):
         return digit_values(lab, new_digit, new_label, index)
