@@ -521,9 +521,18 @@ def test_clearing_the_sketch_clears_the_view(open_page):
     page.wait_for_function(
         "() => window.stnLive.lastFrame() && document.querySelector('#stn-answer-st .stn-top').textContent !== '–'"
     )
+    page.wait_for_selector(".stn-preview-small img")
+    drawn = rect(page, ".stn-preview-small")
     page.locator('#stn-sketch button[aria-label="Clear canvas"]').click()
     page.wait_for_function("() => document.querySelector('#stn-answer-st .stn-top').textContent === '–'")
     assert "pick a digit" in page.locator("#stn-theta").inner_text().lower()
+    # The empty preview keeps the drawn one's size (it grew by 165 px, pushing the model menu
+    # to the bottom of the screen).
+    page.wait_for_function("() => !document.querySelector('.stn-preview-small img')")
+    cleared = rect(page, ".stn-preview-small")
+    assert abs(cleared["height"] - drawn["height"]) <= 2, (
+        f"the preview is {drawn['height']} px drawn, {cleared['height']} px empty"
+    )
 
 
 def test_without_the_socket_frames_come_through_gradio_and_the_page_says_so(open_page):
