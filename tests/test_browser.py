@@ -751,26 +751,48 @@ SEVERAL_DIGIT_VIEWS = {
 }
 
 
+# Each slider of a panel (a CSS selector): its value, the room its value box leaves for text
+# and the text's width, whether its track stays inside the panel, and how far the value box
+# sits below the label's top.
+_SLIDER_BOXES = """(panel) => [...document.querySelectorAll(panel + ' input[type=number]')].map(input => {
+  const s = getComputedStyle(input); const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+  const block = input.closest('.block'), box = document.querySelector(panel).getBoundingClientRect();
+  const track = block.querySelector('input[type=range]').getBoundingClientRect();
+  const label = block.querySelector('[data-testid=block-info], label span, span').getBoundingClientRect();
+  return {value: input.value, room: input.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight),
+          text: ctx.measureText(input.value).width, inside: track.left >= box.left - 1 && track.right <= box.right + 1,
+          below: input.getBoundingClientRect().top - label.top};
+})"""
+
+
 def test_on_a_phone_every_pose_value_of_two_digits_summed_is_readable(open_page):
     """Eight pose sliders in one row left each value box 16 px wide, showing nothing."""
     page = open_page(width=390, height=844)
     open_tab(page, "Two digits summed")
     page.wait_for_selector(".stn-pair-output")
-    boxes = page.evaluate(
-        "() => [...document.querySelectorAll('#stn-addition-poses input[type=number]')].map(input => {"
-        " const s = getComputedStyle(input); const ctx = document.createElement('canvas').getContext('2d');"
-        " ctx.font = `${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;"
-        " const room = input.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);"
-        " const panel = input.closest('#stn-addition-poses').getBoundingClientRect();"
-        " const track = input.closest('.block').querySelector('input[type=range]').getBoundingClientRect();"
-        " return {value: input.value, room, text: ctx.measureText(input.value).width,"
-        " inside: track.left >= panel.left - 1 && track.right <= panel.right + 1}; })"
-    )
+    boxes = page.evaluate(_SLIDER_BOXES, "#stn-addition-poses")
     assert len(boxes) == 8
     cut = [b for b in boxes if b["text"] > b["room"] + 0.5]
     assert not cut, f"pose values cut off on a phone: {cut}"
     outside = [b for b in boxes if not b["inside"]]
     assert not outside, f"pose sliders running out of their panel on a phone: {outside}"
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS), ids=list(VIEWPORTS))
+def test_set_theta_yourself_shows_every_value_whole_and_on_a_wide_screen_beside_its_label(open_page, viewport):
+    """At 1280 px the rotation's value box dropped under its label; with large text the
+    shear's "-0.02" was cut to "-0.0"."""
+    page, settings = open_screen(open_page, viewport)
+    open_tab(page, "Set θ yourself")
+    page.wait_for_selector("#stn-theta-sliders input[type=number]")
+    boxes = page.evaluate(_SLIDER_BOXES, "#stn-theta-sliders")
+    assert len(boxes) == 6
+    cut = [b for b in boxes if b["text"] > b["room"] + 0.5]
+    assert not cut, f"values cut off at {viewport}: {cut}"
+    if settings["width"] > 700:
+        dropped = [b for b in boxes if b["below"] > 12]
+        assert not dropped, f"value boxes under their labels at {viewport}: {dropped}"
 
 
 @pytest.mark.parametrize("name", ["desktop-1280x800", "projector-1024x768-large"])

@@ -23,7 +23,9 @@ def build(lab: Lab, page: Page) -> TeachingView:
             return TeachingView(ID, tab, [], [], lambda: [])
         which = gr.Radio(lapses, value=lapses[0][1], label="which model learning", visible=len(lapses) > 1)
         longest = max(len(lab.timelapse_steps(name)) for _, name in lapses)
-        position = gr.Slider(0, longest - 1, value=0, step=1, label="recorded training step (0 = identity, before training)")
+        position = gr.Slider(
+            0, longest - 1, value=0, step=1, label="training snapshot (0 = identity, before training; its step is said below)"
+        )
         # Captions above the pictures, not Gradio's image labels, which sit over the picture's top row.
         with gr.Row():
             with gr.Column():
@@ -39,7 +41,9 @@ def build(lab: Lab, page: Page) -> TeachingView:
                 "**Several digits: the glimpse RNN learning where to look.** At step 0 its three windows are the "
                 "initial crops (left, middle, right); as it trains they wander, then settle on the digits."
             )
-            glimpse_position = gr.Slider(0, len(sequence) - 1, value=0, step=1, label="recorded training step of the glimpse RNN")
+            glimpse_position = gr.Slider(
+                0, len(sequence) - 1, value=0, step=1, label="training snapshot of the glimpse RNN (its step is said below)"
+            )
             glimpse_frame = gr.HTML(elem_id="stn-learn-glimpses")
             glimpse_text = gr.Markdown()
             glimpse_outputs = [glimpse_frame, glimpse_text]
