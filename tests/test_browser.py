@@ -209,6 +209,11 @@ def test_no_label_covers_or_cuts_off_a_picture_in_the_teaching_views_or_the_digi
     page.wait_for_function(shown, timeout=30_000)  # the photo as sent (its 28x28 version comes with it)
     page.wait_for_timeout(500)
     covered["Upload"], clipped["Upload"] = page.evaluate(_COVERED), page.evaluate(_CLIPPED)
+    # ...and the uploaded file's name shows whole (on a projector it showed as ".png").
+    stem = page.evaluate(
+        "() => { const e = document.querySelector('#stn-upload .stem'); return [e.scrollWidth, e.clientWidth]; }"
+    )
+    assert stem[0] <= stem[1] and stem[1] > 0, f"the file name 'seven' is cut to {stem[1]} of {stem[0]} px at {viewport}"
     for name in ("How it works", "Set θ yourself", "Batch view", "Cluttered"):
         open_tab(page, name)
         page.wait_for_function("() => document.querySelectorAll('#stn-views [role=tabpanel] :is(img, svg)').length > 0")

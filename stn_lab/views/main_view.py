@@ -194,6 +194,7 @@ def build(lab: Lab) -> MainView:
                     # format and explains every bad file; browsers cannot even show TIFF.
                     upload = gr.File(
                         label="a photo or scan of one digit",
+                        elem_id="stn-upload",
                         type="filepath",
                         height=110,
                         file_types=[".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"],
