@@ -771,15 +771,22 @@ _SLIDER_BOXES = """(panel) => [...document.querySelectorAll(panel + ' input[type
 })"""
 
 
+def whole_slider_values(page, panel: str, count: int, screen: str) -> list[dict]:
+    """:data:`_SLIDER_BOXES` of ``panel``, after asserting that it has ``count`` sliders and
+    that every value box shows its whole value."""
+    boxes = page.evaluate(_SLIDER_BOXES, panel)
+    assert len(boxes) == count, f"{len(boxes)} sliders in {panel}, expected {count}"
+    cut = [b for b in boxes if b["text"] > b["room"] + 0.5]
+    assert not cut, f"values cut off in {panel} on {screen}: {cut}"
+    return boxes
+
+
 def test_on_a_phone_every_pose_value_of_two_digits_summed_is_readable(open_page):
     """Eight pose sliders in one row left each value box 16 px wide, showing nothing."""
     page = open_page(width=390, height=844)
     open_tab(page, "Two digits summed")
     page.wait_for_selector(".stn-pair-output")
-    boxes = page.evaluate(_SLIDER_BOXES, "#stn-addition-poses")
-    assert len(boxes) == 8
-    cut = [b for b in boxes if b["text"] > b["room"] + 0.5]
-    assert not cut, f"pose values cut off on a phone: {cut}"
+    boxes = whole_slider_values(page, "#stn-addition-poses", 8, "a phone")
     outside = [b for b in boxes if not b["inside"]]
     assert not outside, f"pose sliders running out of their panel on a phone: {outside}"
 
@@ -791,10 +798,7 @@ def test_set_theta_yourself_shows_every_value_whole_and_on_a_wide_screen_beside_
     page, settings = open_screen(open_page, viewport)
     open_tab(page, "Set θ yourself")
     page.wait_for_selector("#stn-theta-sliders input[type=number]")
-    boxes = page.evaluate(_SLIDER_BOXES, "#stn-theta-sliders")
-    assert len(boxes) == 6
-    cut = [b for b in boxes if b["text"] > b["room"] + 0.5]
-    assert not cut, f"values cut off at {viewport}: {cut}"
+    boxes = whole_slider_values(page, "#stn-theta-sliders", 6, viewport)
     if settings["width"] > 700:
         dropped = [b for b in boxes if b["below"] > 12]
         assert not dropped, f"value boxes under their labels at {viewport}: {dropped}"
