@@ -45,17 +45,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from stn_core import load
 from stn_core.mnist import load_mnist
-from stn_core.preprocess import ImageInputError, prepare_digit, skeletonize
+from stn_core.preprocess import ImageInputError, prepare_digit
+from stn_core.sketch import draw_sketch
 
 ROOT = Path(__file__).resolve().parents[1]
 USPS = Path(os.environ.get("STN_USPS") or ROOT.parent / "shared" / "data" / "usps" / "usps-test.npz")
-SKETCH_CANVAS, BRUSH = 280, 18  # the app's gr.Sketchpad: canvas_size=(280, 280), default_size=18
 UPLOAD_SIZE = 192  # pixels a side of an "uploaded" USPS digit (16 x 12)
-SUPERSAMPLE = 2
 SMALL_HEIGHT, SMALL_COUNT = 80, 1000  # a digit drawn small: the brush covers a quarter of its height
 
 
@@ -63,28 +62,6 @@ def upload(digit: np.ndarray, size: int) -> np.ndarray:
     """A bright-on-black digit as a photo or scan would arrive: dark ink on white, ``size`` px."""
     inverted = Image.fromarray(255 - np.asarray(digit, np.uint8))
     return np.asarray(inverted.resize((size, size), Image.Resampling.BICUBIC))
-
-
-def sketch(digit: np.ndarray, height: int = 200, upscale: int = 4) -> np.ndarray:
-    """A digit's skeleton drawn as the sketchpad draws a stroke, ``height`` px tall, uint8.
-
-    The digit is upscaled ``upscale`` times (bilinear), thresholded at half its peak and
-    thinned; the skeleton is scaled so the ink (skeleton plus brush) is ``height`` px
-    tall, centred on the 280x280 canvas and stamped with the round brush at every pixel.
-    """
-    digit = np.asarray(digit, np.float32)
-    big = Image.fromarray(digit).resize((digit.shape[1] * upscale, digit.shape[0] * upscale), Image.Resampling.BILINEAR)
-    big = np.asarray(big)
-    rows, cols = np.nonzero(skeletonize(big > 0.5 * big.max()))
-    scale = (height - BRUSH) / max(np.ptp(rows) + 1, 1)
-    ys = (rows - (rows.min() + rows.max()) / 2) * scale + SKETCH_CANVAS / 2
-    xs = (cols - (cols.min() + cols.max()) / 2) * scale + SKETCH_CANVAS / 2
-    canvas = Image.new("L", (SKETCH_CANVAS * SUPERSAMPLE,) * 2, 255)
-    draw = ImageDraw.Draw(canvas)
-    radius = BRUSH * SUPERSAMPLE / 2
-    for y, x in zip(ys * SUPERSAMPLE, xs * SUPERSAMPLE):
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
-    return np.asarray(canvas.reduce(SUPERSAMPLE))
 
 
 def prepared(images) -> tuple[np.ndarray, np.ndarray]:
@@ -127,13 +104,13 @@ def build_sets(limit: int, sketch_height: int, data_dir=None, only: str | None =
     # Each row is built only when asked for: preprocessing is most of the run's time.
     rows = {
         USPS_ROW: lambda: (prepared(upload(d, UPLOAD_SIZE) for d in usps_images), usps_labels),
-        "sketch (USPS strokes)": lambda: (prepared(sketch(d, sketch_height, upscale=8) for d in usps_images), usps_labels),
+        "sketch (USPS strokes)": lambda: (prepared(draw_sketch(d, sketch_height, upscale=8) for d in usps_images), usps_labels),
         f"small sketch (USPS strokes, {SMALL_HEIGHT} px)": lambda: (
-            prepared(sketch(d, SMALL_HEIGHT, upscale=8) for d in usps_images[:SMALL_COUNT]),
+            prepared(draw_sketch(d, SMALL_HEIGHT, upscale=8) for d in usps_images[:SMALL_COUNT]),
             usps_labels[:SMALL_COUNT],
         ),
         "MNIST, uploaded": lambda: (prepared(upload(d, 196) for d in head), head_labels),
-        "sketch (MNIST strokes)": lambda: (prepared(sketch(d, sketch_height, upscale=4) for d in head), head_labels),
+        "sketch (MNIST strokes)": lambda: (prepared(draw_sketch(d, sketch_height, upscale=4) for d in head), head_labels),
         "MNIST, direct": lambda: ((mnist_images.astype(np.float32) / 255, np.zeros(len(mnist_images), bool)), mnist_labels),
     }
     started = time.perf_counter()

@@ -140,6 +140,7 @@ class TrainingRecord:
     command: str
     rank_fingerprints: list | None = None
     init: str | None = None  # "SLUG sha256:HEX" of the weights training started from (--init)
+    sketch_share: float | None = None  # share of digits shown as sketches (--sketch-share)
 
     _KIND = {
         "epochs": "integer",
@@ -158,7 +159,9 @@ class TrainingRecord:
         "command": "string",
         "rank_fingerprints": "list",
         "init": "string",
+        "sketch_share": "number",
     }
+    _OPTIONAL = ("rank_fingerprints", "init", "sketch_share")
 
     @classmethod
     def from_dict(cls, record) -> "TrainingRecord":
@@ -167,13 +170,13 @@ class TrainingRecord:
         _no_unknown(record, cls._KIND, "training.")
         values = {}
         for f in fields(cls):
-            optional = f.name in ("rank_fingerprints", "init")
+            optional = f.name in cls._OPTIONAL
             values[f.name] = _get(record, f.name, cls._KIND[f.name], "training.", optional=optional, nullable=f.name == "loc_lr")
         return cls(**values)
 
     def to_dict(self) -> dict:
         record = asdict(self)
-        for optional in ("rank_fingerprints", "init"):
+        for optional in self._OPTIONAL:
             if record[optional] is None:
                 del record[optional]
         return record

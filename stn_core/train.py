@@ -54,6 +54,7 @@ from .geometry import TRANSFORM_NAMES
 from .mnist import TRAIN_DIGITS, load_mnist
 from .models import MODEL_NAMES, ModelConfig, build_model
 from .multi import HEADS, MULTI_MODELS, TASKS, MultiConfig, build_multi_model, draw_task, fixed_task_test_set, task_errors
+from .sketch import cached_training_sketches
 
 # The training recipe: what a run learns depends on these options; the others only say
 # where it writes, on which device and how it is split across processes.
@@ -78,6 +79,7 @@ RECIPE = (
     "transformers",
     "classifier",
     "head",
+    "sketch_share",
 )
 # Options that define the run: a resumed run must agree on all of them (the recipe, and
 # what its recorded test error is measured on).
@@ -161,6 +163,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--timelapse-every", type=int, default=0, help="record theta and warped test digits every N steps (0: off)"
     )
+    parser.add_argument(
+        "--sketch-share",
+        type=float,
+        help="single-digit models: train on this share (0-1] of digits redrawn as sketchpad strokes "
+        "(stn_core.sketch; writing-style augmentation)",
+    )
     parser.add_argument("--train-subset", type=int, help="train on the first N training digits only")
     parser.add_argument("--test-subset", type=int, help="measure on the first N fixed test digits only")
     args = parser.parse_args(argv)
@@ -186,6 +194,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error("--init-scale needs a single-digit affine or attention spatial transformer (--transform)")
         if not 0.05 <= args.init_scale <= 1.0:
             parser.error(f"--init-scale must be from 0.05 to 1, got {args.init_scale}")
+    if args.sketch_share is not None:
+        if args.task:
+            parser.error("--sketch-share is for single-digit models, not --task")
+        if not 0 < args.sketch_share <= 1:
+            parser.error(f"--sketch-share must be above 0 and at most 1, got {args.sketch_share}")
     args.name = args.name or model_slug(args.regime, config)
     if not SLUG.match(args.name):
         parser.error(f"--name must be a slug (lower-case letters, digits and single dashes), got {args.name!r}")
@@ -311,6 +324,11 @@ def _train(args: argparse.Namespace) -> ModelCard | None:
         images, labels = images[: args.train_subset], labels[: args.train_subset]
     train_images = as_float_images(images).to(device)  # also the clutter pool for TC
     train_labels = labels.to(device)
+    # Writing-style augmentation: each digit's sketched form, built once and cached; each
+    # step draws which digits of its batch are shown that way.
+    sketches = None
+    if args.sketch_share:
+        sketches = torch.from_numpy(cached_training_sketches(images.numpy(), log=tqdm.write)).unsqueeze(1).to(device)
     if args.task:
         test_digits, test_digit_labels = load_mnist("test", args.data_dir)
         test_images, test_labels = fixed_task_test_set(
@@ -391,7 +409,11 @@ def _train(args: argparse.Namespace) -> ModelCard | None:
             else:
                 distortion = draw_distortion(args.regime, len(batch), generator, pool_size=train_images.shape[0])
                 index = batch[mine].to(device)
-                inputs = distort(train_images[index], distortion[mine], pool=train_images)
+                digits = train_images[index]
+                if sketches is not None:
+                    sketched = (torch.rand(len(batch), generator=generator) < args.sketch_share)[mine].to(device)
+                    digits = torch.where(sketched.view(-1, 1, 1, 1), sketches[index], digits)
+                inputs = distort(digits, distortion[mine], pool=train_images)
                 targets = train_labels[index]
             logits = trained(inputs)
             # Several heads (a sequence's digits): one cross entropy over every head's answer.
@@ -510,6 +532,7 @@ def _card_details(args, epoch, images_seen, wall_time, test_errors, device, worl
         seed=args.seed,
         train_digits=args.train_subset or TRAIN_DIGITS,
         command=_command_line(),
+        sketch_share=args.sketch_share,
     )
     return {
         "name": args.name,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from stn_core.controls import CONTROL_NAMES, CONTROL_RANGES, Controls, trained_ranges
+from stn_core.sketch import BRUSH, SKETCH_CANVAS
 
 from ..lab import Lab, LabError
 from ..live import encode_digit
@@ -176,11 +177,11 @@ def build(lab: Lab) -> MainView:
                     sketch = gr.Sketchpad(
                         label="draw a digit",
                         height=240,
-                        canvas_size=(280, 280),
+                        canvas_size=(SKETCH_CANVAS, SKETCH_CANVAS),
                         type="numpy",
                         show_label=False,
                         elem_id="stn-sketch",
-                        brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"),
+                        brush=gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed"),
                     )
                     drawn_view = gr.Image(  # its size: .stn-preview in lab.css
                         label="normalised 28×28",
