@@ -816,3 +816,34 @@ def test_a_several_digit_view_fits_on_one_screen(open_page, view, name):
         assert box and box["y"] >= 0 and box["y"] + box["height"] <= screen["height"] + 1, (
             f"{selector} is not fully on the {name} screen: {box}"
         )
+
+
+# Every piece of text in a several-digit view's toolbar, and how far it runs out of its box
+# (px): a checkbox's label against its block, a menu's chosen words against their input.
+TOOLBAR_TEXT_CUT = """(toolbar) => {
+  const cut = [];
+  for (const label of document.querySelectorAll(`${toolbar} label`)) {
+    if (!label.querySelector('input[type=checkbox]')) continue;
+    const range = document.createRange(); range.selectNodeContents(label);
+    const over = range.getBoundingClientRect().right - label.closest('.block').getBoundingClientRect().right;
+    if (over > 1) cut.push([label.textContent.trim(), Math.round(over)]);
+  }
+  for (const input of document.querySelectorAll(`${toolbar} input:not([type=checkbox])`)) {
+    const over = input.scrollWidth - input.clientWidth;
+    if (over > 1) cut.push([input.value, over]);
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize("name", list(VIEWPORTS))
+@pytest.mark.parametrize("view", list(SEVERAL_DIGIT_VIEWS))
+def test_every_word_of_a_several_digit_views_toolbar_shows_whole(open_page, view, name):
+    """On a phone the Several digits "clutter" checkbox read "clutte" (Gradio gives a
+    checkbox no minimum width), and with large text Two digits summed's menu "your digit: unus…"."""
+    page, _ = open_screen(open_page, name)
+    SEVERAL_DIGIT_VIEWS[view][0](page)
+    toolbar = f"#stn-{'several' if view == 'several' else 'addition'}-toolbar"
+    assert page.locator(f"{toolbar} input:not([type=checkbox])").count() == 2  # the model menu and "your digit"
+    cut = page.evaluate(TOOLBAR_TEXT_CUT, toolbar)
+    assert not cut, f"{view} toolbar words cut off at {name} (words, px over): {cut}"

@@ -43,9 +43,11 @@ def user_errors(handler):
     return wrapped
 
 
-def menu(choices: list[tuple[str, str]], min_width: int, scale: int) -> gr.Dropdown:
+def menu(choices: list[tuple[str, str]], min_width: int, scale: int, elem_id: str | None = None) -> gr.Dropdown:
     """A toolbar's menu: no label (its choices say what it is), opened on the first choice."""
-    return gr.Dropdown(choices, value=choices[0][1], show_label=False, container=False, min_width=min_width, scale=scale)
+    return gr.Dropdown(
+        choices, value=choices[0][1], show_label=False, container=False, min_width=min_width, scale=scale, elem_id=elem_id
+    )
 
 
 def several_digit_toolbar(view_id: str, intro: str, button: str, choices: list[tuple[str, str]]) -> tuple:
@@ -55,7 +57,7 @@ def several_digit_toolbar(view_id: str, intro: str, button: str, choices: list[t
     gr.Markdown(intro, elem_id=f"stn-{view_id}-intro")
     row = gr.Row(elem_id=f"stn-{view_id}-toolbar", equal_height=True)
     with row:
-        again = gr.Button(button, size="sm", elem_id=f"stn-{view_id}-random", min_width=120, scale=2)
+        again = gr.Button(button, size="sm", elem_id=f"stn-{view_id}-random", min_width=120, scale=1)
         model = menu(choices, min_width=220, scale=4)
     return row, again, model
 

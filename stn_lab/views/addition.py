@@ -40,7 +40,7 @@ def build(lab: Lab, page: Page) -> TeachingView:
             choices,
         )
         with row:
-            mine = menu(MINE, min_width=160, scale=2)
+            mine = menu(MINE, min_width=160, scale=2, elem_id="stn-addition-mine")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300):
                 channels_view = gr.HTML(elem_id="stn-addition-channels")

@@ -43,8 +43,8 @@ def build(lab: Lab, page: Page) -> TeachingView:
             choices,
         )
         with row:
-            clutter = gr.Checkbox(value=True, label="clutter", container=False, min_width=80, scale=1)
-            mine = menu(MINE, min_width=180, scale=3)
+            clutter = gr.Checkbox(value=True, label="clutter", container=False, scale=1, elem_id="stn-several-clutter")
+            mine = menu(MINE, min_width=180, scale=3, elem_id="stn-several-mine")
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=240):
                 canvas_view = gr.HTML(elem_id="stn-several-canvas")
