@@ -10,6 +10,11 @@ command line (the 10,000 MNIST test digits, ``$STN_DATA_DIR``):
 
     python -m stn_core.robustness pretrained/full-st-cnn-affine.safetensors --confusions 150 180
 
+How far a spatial transformer zooms in, :func:`mean_zoom` (``--zoom``: on the model's own
+regime's fixed test set, e.g. whether the cluttered model attends to the digit):
+
+    python -m stn_core.robustness pretrained/tc-st-cnn-attention.safetensors --zoom
+
 >>> ANGLES[:3], len(ANGLES)
 ((-180, -165, -150), 25)
 """
@@ -24,10 +29,10 @@ from torch import Tensor, nn
 
 from .checkpoints import load
 from .distortions import Distortion, as_float_images, distort
-from .evaluate import error_rate
+from .evaluate import error_rate, regime_test_set
 from .mnist import load_mnist
 
-__all__ = ["ANGLES", "angle_curve", "confusions_at"]
+__all__ = ["ANGLES", "angle_curve", "confusions_at", "mean_zoom"]
 
 ANGLES = tuple(range(-180, 181, 15))
 
@@ -63,14 +68,48 @@ def confusions_at(model: nn.Module, images: Tensor, labels: Tensor, angle: float
     return [(int(unique[i, 0]), int(unique[i, 1]), int(counts[i])) for i in order]
 
 
+@torch.inference_mode()
+def mean_zoom(model: nn.Module, images: Tensor, batch_size: int = 1000) -> float:
+    """The mean linear scale of a spatial transformer's window over ``images``: the window's
+    side as a share of the canvas's (1: the whole canvas; 0.5: a window half as wide).
+
+    For an attention transformer, θ's scale ``s``; for an affine one, ``sqrt(|det A|)`` of
+    its 2x2 part (a rotated or sheared window of the same area counts the same).
+
+    Raises:
+        ValueError: a model without an attention or affine spatial transformer.
+    """
+    transform = getattr(model.config, "transform", None)
+    if transform not in ("attention", "affine"):
+        raise ValueError(f"expected a model with an attention or affine spatial transformer, got transform {transform!r}")
+    scales = []
+    for start in range(0, len(images), batch_size):
+        theta = model.forward_details(images[start : start + batch_size]).theta
+        if transform == "attention":
+            scales.append(theta[:, 0])
+        else:
+            scales.append(torch.linalg.det(theta.view(-1, 2, 3)[:, :, :2]).abs().sqrt())
+    return float(torch.cat(scales).mean())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stn_core.robustness", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a .safetensors file with its card")
     parser.add_argument("--confusions", nargs="+", type=float, default=[180.0], help="angles (degrees)")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--data-dir", help="MNIST folder (default: $STN_DATA_DIR, else data/mnist)")
+    parser.add_argument("--zoom", action="store_true", help="instead: the mean scale of the window on the regime's test set")
     args = parser.parse_args(argv)
     model = load(args.checkpoint)
+    if args.zoom:
+        test_images, _ = regime_test_set(model.card.regime, args.data_dir)
+        try:
+            zoom = mean_zoom(model, test_images)
+        except ValueError as error:
+            parser.error(str(error))
+        name, regime = f"{model.card.display_name} ({model.card.name})", model.card.regime
+        print(f"{name}: mean window scale {zoom:.3f} on the {len(test_images):,} {regime} test images")
+        return 0
     images, labels = load_mnist("test", args.data_dir)
     images = as_float_images(images)
     print(f"{model.card.display_name} ({model.card.name}): commonest confusions of the {len(labels):,} test digits")

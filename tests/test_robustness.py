@@ -1,6 +1,7 @@
 """The angle curve (stn_core.robustness) on the shipped RTS model and the shipped digits."""
 
 import pytest
+import torch
 import torch.nn.functional as F
 
 from stn_core import load
@@ -48,3 +49,18 @@ def test_the_command_prints_each_angles_error_and_commonest_confusions(mnist_dir
     assert set(rows) == {"| 0°", "| 180°"}
     upright_error, upside_down_error = (float(rows[key].split(" | ")[1]) for key in ("| 0°", "| 180°"))
     assert upright_error < 3 < 30 < upside_down_error and rows["| 180°"].count("→") == 2
+
+
+def test_mean_zoom_is_the_windows_scale_and_needs_a_transformer():
+    from stn_core.models import ModelConfig, build_model
+    from stn_core.robustness import mean_zoom
+    from stn_core.train import _start_zoomed_in
+
+    images = torch.rand(6, 1, 60, 60)
+    for transform in ("attention", "affine"):
+        model = build_model(ModelConfig("st-cnn", 60, transform=transform, output_size=30)).eval()
+        assert mean_zoom(model, images) == pytest.approx(1.0)  # the identity: the whole canvas
+        _start_zoomed_in(model, 0.5)
+        assert mean_zoom(model, images, batch_size=4) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="expected a model with an attention or affine spatial transformer, got transform None"):
+        mean_zoom(build_model(ModelConfig("cnn", 60)).eval(), images)
