@@ -132,8 +132,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     models = [load(path) for path in [args.model, args.cnn] if path]
-    # "RTS · ST-CNN Aff": the regime too, so that two models of one kind get two columns.
+    # "RTS · ST-CNN Aff": the regime too, so that two models of one kind get two columns; two
+    # models of one regime and kind (a shipped one and a trial) are told apart by their files,
+    # else the second's errors would overwrite the first's under one name.
     names = [model.card.display_name for model in models]
+    if len(set(names)) < len(names):
+        names = [f"{name} ({path})" for name, path in zip(names, [args.model, args.cnn])]
     sets, prepare_s = build_sets(args.limit, args.sketch_height, args.data_dir, USPS_ROW if args.usps_only else None)
     results = {}
     for set_name, ((digits, refused), labels) in sets.items():

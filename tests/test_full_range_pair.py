@@ -5,6 +5,7 @@ on real handwriting, recomputed, is what the README says."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,21 @@ def test_the_default_st_cnns_usps_error_recomputed_matches_the_readme(tmp_path):
     [error] = json.loads(out.read_text())["results"]["USPS, uploaded"]["error"].values()
     digits, st_error = _readme_usps_row()[:2]
     assert digits == "2,007" and float(st_error) == pytest.approx(error, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_two_models_of_one_name_get_a_column_each_in_the_handwriting_benchmark(tmp_path):
+    """A shipped model and a trial run of the same regime and kind once shared one column:
+    the second's errors overwrote the first's."""
+    if not USPS.exists():
+        pytest.skip(f"the USPS development set is not at {USPS}")
+    model = f"pretrained/{DEFAULT_MODEL}.safetensors"
+    for suffix in (".safetensors", ".json"):  # the "trial": a copy, elsewhere
+        shutil.copy(ROOT / "pretrained" / f"{DEFAULT_MODEL}{suffix}", tmp_path)
+    trial = str(tmp_path / f"{DEFAULT_MODEL}.safetensors")
+    out = tmp_path / "usps.json"
+    command = [sys.executable, "-m", "benchmarks.bench_handwriting", "--model", model, "--cnn", trial, "--usps-only"]
+    env = {**os.environ, "STN_USPS": str(USPS)}
+    subprocess.run([*command, "--json", str(out)], cwd=ROOT, check=True, capture_output=True, env=env)
+    columns = json.loads(out.read_text())["results"]["USPS, uploaded"]["error"]
+    assert len(columns) == 2 and len(set(columns.values())) == 1  # the same weights twice: two equal columns
