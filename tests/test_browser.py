@@ -819,7 +819,8 @@ def test_a_several_digit_view_fits_on_one_screen(open_page, view, name):
 
 
 # Every piece of text in a several-digit view's toolbar, and how far it runs out of its box
-# (px): a checkbox's label against its block, a menu's chosen words against their input.
+# (px): a checkbox's label against its block, a menu's chosen words against their input; and
+# a button whose words wrap onto several lines.
 TOOLBAR_TEXT_CUT = """(toolbar) => {
   const cut = [];
   for (const label of document.querySelectorAll(`${toolbar} label`)) {
@@ -827,6 +828,11 @@ TOOLBAR_TEXT_CUT = """(toolbar) => {
     const range = document.createRange(); range.selectNodeContents(label);
     const over = range.getBoundingClientRect().right - label.closest('.block').getBoundingClientRect().right;
     if (over > 1) cut.push([label.textContent.trim(), Math.round(over)]);
+  }
+  for (const button of document.querySelectorAll(`${toolbar} button`)) {  // its words on one line
+    const range = document.createRange(); range.selectNodeContents(button);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+    if (lines > 1) cut.push([button.textContent.trim(), `${lines} lines`]);
   }
   for (const input of document.querySelectorAll(`${toolbar} input:not([type=checkbox])`)) {
     const over = input.scrollWidth - input.clientWidth;
@@ -840,7 +846,8 @@ TOOLBAR_TEXT_CUT = """(toolbar) => {
 @pytest.mark.parametrize("view", list(SEVERAL_DIGIT_VIEWS))
 def test_every_word_of_a_several_digit_views_toolbar_shows_whole(open_page, view, name):
     """On a phone the Several digits "clutter" checkbox read "clutte" (Gradio gives a
-    checkbox no minimum width), and with large text Two digits summed's menu "your digit: unus…"."""
+    checkbox no minimum width), with large text Two digits summed's menu "your digit: unus…",
+    and Several digits' "random canvas" button wrapped in two lines."""
     page, _ = open_screen(open_page, name)
     SEVERAL_DIGIT_VIEWS[view][0](page)
     toolbar = f"#stn-{'several' if view == 'several' else 'addition'}-toolbar"
