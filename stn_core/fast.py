@@ -20,7 +20,8 @@ copy of a model that
 
 The localisation net, the grid generator and the sampler always stay float32, so ``theta``,
 the grid and the warped output are the float32 model's to rounding (1e-5): only the class
-probabilities move. Measured on the shipped RTS pair over its 10,000 fixed test digits
+probabilities move. Measured on the RTS pair shipped then (before its 2026-12-04 sketch
+fine-tune) over its 10,000 fixed test digits
 (``python -m benchmarks.bench_fast``, 2 CPU cores with AMX, 2026-12-02): ST-CNN error 0.61%
 both ways, CNN 1.44% -> 1.43% (3 answers of 10,000 differ), probabilities at most 0.03 apart,
 θ at most 3e-7; both models on a batch of 100: 952 -> 3,325 frames/s (3.5x); on one frame
