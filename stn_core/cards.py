@@ -141,6 +141,7 @@ class TrainingRecord:
     rank_fingerprints: list | None = None
     init: str | None = None  # "SLUG sha256:HEX" of the weights training started from (--init)
     sketch_share: float | None = None  # share of digits shown as sketches (--sketch-share)
+    max_scale: float | None = None  # bound on the window's scale the loss enforced (--max-scale)
 
     _KIND = {
         "epochs": "integer",
@@ -160,8 +161,9 @@ class TrainingRecord:
         "rank_fingerprints": "list",
         "init": "string",
         "sketch_share": "number",
+        "max_scale": "number",
     }
-    _OPTIONAL = ("rank_fingerprints", "init", "sketch_share")
+    _OPTIONAL = ("rank_fingerprints", "init", "sketch_share", "max_scale")
 
     @classmethod
     def from_dict(cls, record) -> "TrainingRecord":

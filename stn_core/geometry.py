@@ -128,6 +128,15 @@ class Transform:
         points = _batched_points(points.to(params), params.shape[0])
         return self._map(params, points)
 
+    def window_scale(self, params: Tensor) -> Tensor:
+        """The linear scale of the window each ``theta`` reads: its side as a share of the
+        input's (1: the whole input; 0.5: a window half as wide), shape ``(N,)``.
+
+        Defined for the families whose window is a parallelogram, affine and attention;
+        the others raise ``ValueError``.
+        """
+        raise ValueError(f"expected an affine or attention transform (a parallelogram window), got {self.name!r}")
+
     def grid(self, params: Tensor, size) -> Tensor:
         """Sampling grid ``T_theta(G)`` for an output of ``size`` (int or ``(H, W)``).
 
@@ -156,6 +165,15 @@ class Affine(Transform):
         theta = params.view(-1, 2, 3)
         return points @ theta[:, :, :2].transpose(1, 2) + theta[:, :, 2].unsqueeze(1)
 
+    def window_scale(self, params: Tensor) -> Tensor:
+        """``sqrt(|det A|)``: a rotated or sheared window of the same area counts the same.
+
+        >>> Affine().window_scale(torch.tensor([[0.5, 0.0, 0.2, 0.0, 0.5, 0.0]]))
+        tensor([0.5000])
+        """
+        _check_params(params, self.num_params, type(self).__name__)
+        return torch.linalg.det(params.view(-1, 2, 3)[:, :, :2]).abs().sqrt()
+
 
 class Attention(Transform):
     """The paper's attention form ``[[s, 0, tx], [0, s, ty]]``; parameters ``(s, tx, ty)``."""
@@ -168,6 +186,15 @@ class Attention(Transform):
 
     def _map(self, params, points):
         return points * params[:, None, :1] + params[:, None, 1:]
+
+    def window_scale(self, params: Tensor) -> Tensor:
+        """``|s|``.
+
+        >>> Attention().window_scale(torch.tensor([[0.6, 0.1, -0.2]]))
+        tensor([0.6000])
+        """
+        _check_params(params, self.num_params, type(self).__name__)
+        return params[:, 0].abs()
 
     @staticmethod
     def to_affine(params: Tensor) -> Tensor:

@@ -82,13 +82,8 @@ def mean_zoom(model: nn.Module, images: Tensor, batch_size: int = 1000) -> float
     transform = getattr(model.config, "transform", None)
     if transform not in ("attention", "affine"):
         raise ValueError(f"expected a model with an attention or affine spatial transformer, got transform {transform!r}")
-    scales = []
-    for start in range(0, len(images), batch_size):
-        theta = model.forward_details(images[start : start + batch_size]).theta
-        if transform == "attention":
-            scales.append(theta[:, 0])
-        else:
-            scales.append(torch.linalg.det(theta.view(-1, 2, 3)[:, :, :2]).abs().sqrt())
+    windows = model.spatial_transformer.transform
+    scales = [windows.window_scale(model.forward_details(chunk).theta) for chunk in images.split(batch_size)]
     return float(torch.cat(scales).mean())
 
 

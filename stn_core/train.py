@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import Tensor
 from tqdm import tqdm
 
 from . import timelapse
@@ -80,6 +81,7 @@ RECIPE = (
     "classifier",
     "head",
     "sketch_share",
+    "max_scale",
 )
 # Options that define the run: a resumed run must agree on all of them (the recipe, and
 # what its recorded test error is measured on).
@@ -98,6 +100,11 @@ LOCALISATION = (
     "regressor.",
 )
 TIMELAPSE_DIGITS = 16  # fixed test digits a time-lapse records
+# --max-scale's weight: the loss adds MAX_SCALE_WEIGHT * mean(relu(scale - max_scale)^2).
+# A window 0.1 too wide adds 0.1 to the loss, about a trained model's whole cross entropy
+# on a batch, so the bound holds; within it the term is zero, and the classifier's loss
+# alone places the window.
+MAX_SCALE_WEIGHT = 10.0
 
 
 def recipe(args: argparse.Namespace) -> dict:
@@ -169,6 +176,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="single-digit models: train on this share (0-1] of digits redrawn as sketchpad strokes "
         "(stn_core.sketch; writing-style augmentation)",
     )
+    parser.add_argument(
+        "--max-scale",
+        type=float,
+        help="single-digit affine or attention spatial transformers: penalise windows wider than this share "
+        "of the canvas (a squared hinge on the window's scale, weight MAX_SCALE_WEIGHT), so that it zooms in",
+    )
     parser.add_argument("--train-subset", type=int, help="train on the first N training digits only")
     parser.add_argument("--test-subset", type=int, help="measure on the first N fixed test digits only")
     args = parser.parse_args(argv)
@@ -194,6 +207,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error("--init-scale needs a single-digit affine or attention spatial transformer (--transform)")
         if not 0.05 <= args.init_scale <= 1.0:
             parser.error(f"--init-scale must be from 0.05 to 1, got {args.init_scale}")
+    if args.max_scale is not None:
+        if args.task or args.transform not in ("affine", "attention"):
+            parser.error("--max-scale needs a single-digit affine or attention spatial transformer (--transform)")
+        if not 0.05 <= args.max_scale < 1.0:
+            parser.error(f"--max-scale must be from 0.05 to below 1, got {args.max_scale}")
     if args.sketch_share is not None:
         if args.task:
             parser.error("--sketch-share is for single-digit models, not --task")
@@ -345,6 +363,9 @@ def _train(args: argparse.Namespace) -> ModelCard | None:
     if args.batch_size % world_size:
         raise SystemExit(f"--batch-size {args.batch_size} must divide evenly across {world_size} processes")
     local_batch = args.batch_size // world_size
+    if args.max_scale is not None and world_size > 1:
+        # The penalty needs theta, which the data-parallel wrapper's forward does not return.
+        raise SystemExit("--max-scale trains in one process only (not under torchrun)")
 
     torch.manual_seed(args.seed)  # identical initial weights in every process
     config = model_config(args)
@@ -415,9 +436,15 @@ def _train(args: argparse.Namespace) -> ModelCard | None:
                     digits = torch.where(sketched.view(-1, 1, 1, 1), sketches[index], digits)
                 inputs = distort(digits, distortion[mine], pool=train_images)
                 targets = train_labels[index]
-            logits = trained(inputs)
+            if args.max_scale is None:
+                logits = trained(inputs)
+                penalty = 0.0
+            else:  # single process (checked above), so the model's own forward_details is safe
+                details = model.forward_details(inputs)
+                logits = details.logits
+                penalty = window_penalty(model.spatial_transformer.transform.window_scale(details.theta), args.max_scale)
             # Several heads (a sequence's digits): one cross entropy over every head's answer.
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)) + penalty
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -481,6 +508,16 @@ def _train(args: argparse.Namespace) -> ModelCard | None:
     return card
 
 
+def window_penalty(scale: Tensor, max_scale: float) -> Tensor:
+    """``MAX_SCALE_WEIGHT * mean(relu(scale - max_scale)^2)`` of ``(N,)`` window scales:
+    zero while every window is within the bound, growing with the square of the excess.
+
+    >>> window_penalty(torch.tensor([0.5, 0.7]), 0.6)
+    tensor(0.0500)
+    """
+    return MAX_SCALE_WEIGHT * F.relu(scale - max_scale).square().mean()
+
+
 def _start_zoomed_in(model: torch.nn.Module, scale: float) -> None:
     """Set the spatial transformer's starting theta (its regressor's bias; the weights
     start at zero) to the identity scaled by ``scale``: a window of ``scale`` times the
@@ -533,6 +570,7 @@ def _card_details(args, epoch, images_seen, wall_time, test_errors, device, worl
         train_digits=args.train_subset or TRAIN_DIGITS,
         command=_command_line(),
         sketch_share=args.sketch_share,
+        max_scale=args.max_scale,
     )
     return {
         "name": args.name,

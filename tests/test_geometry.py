@@ -145,6 +145,18 @@ def test_grid_keeps_dtype_and_batch(family):
     assert grid.shape == (4, 3, 5, 2) and grid.dtype == torch.float64
 
 
+def test_window_scale_is_the_side_of_the_window_whatever_its_turn_or_shear():
+    turned = affine_theta(rotation=70.0, scale_x=0.5, scale_y=0.5, shift_x=0.3, shift_y=-0.1).reshape(1, 6)
+    assert Affine().window_scale(turned).item() == pytest.approx(0.5)
+    sheared = torch.tensor([[0.6, 0.6, 0.0, 0.0, 0.6, 0.0]])  # same area as a 0.6 square
+    assert Affine().window_scale(sheared).item() == pytest.approx(0.6)
+    assert Attention().window_scale(torch.tensor([[-0.4, 0.0, 0.0]])).item() == pytest.approx(0.4)  # mirrored
+    with pytest.raises(ValueError, match="expected an affine or attention"):
+        Projective().window_scale(Projective().identity().unsqueeze(0))
+    with pytest.raises(ValueError):
+        Attention().window_scale(torch.zeros(1, 6))
+
+
 def test_pixel_grid_holds_pixel_centres():
     grid = pixel_grid(4)
     assert torch.allclose(grid[:4, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
