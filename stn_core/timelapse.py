@@ -18,17 +18,25 @@ identity), theta and the warped outputs of a few fixed test digits; :func:`save`
 >>> save(path, lapse)
 >>> load(path).images_seen(1)
 25600
+
+A fine-tune that starts from a run's last weights records a time-lapse of its own; :func:`join`
+appends it to the first run's, so that *Watch it learn* shows both runs as one training::
+
+    python -m stn_core.timelapse join FIRST.npz THEN.npz --offset STEPS --out JOINED.npz
+
+(``STEPS``: the first run's training steps, its card's ``images_seen / batch_size``.)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Timelapse", "TimelapseError", "load", "save"]
+__all__ = ["Timelapse", "TimelapseError", "join", "load", "save"]
 
 ARRAYS = ("steps", "theta", "warped", "canvases", "labels")
 
@@ -88,3 +96,58 @@ def load(path) -> Timelapse:
         return Timelapse(**arrays, batch_size=batch_size)
     except TimelapseError as error:
         raise TimelapseError(f"{Path(path).name}: {error}") from None
+
+
+def join(first: Timelapse, then: Timelapse, offset: int) -> Timelapse:
+    """``first`` followed by ``then``, a run that continued from ``first``'s last weights;
+    ``then``'s steps count from ``offset``, the step at which ``first``'s training ended.
+
+    Both must follow the same digits with the same batch size, and ``offset`` must come after
+    ``first``'s last frame; the error names what differs.
+
+    >>> a = Timelapse(np.array([0, 100]), np.zeros((2, 1, 3), np.float32), np.zeros((2, 1, 4, 4), np.uint8),
+    ...               np.zeros((1, 8, 8), np.uint8), np.array([7]), 256)
+    >>> join(a, a, offset=150).steps.tolist()
+    [0, 100, 150, 250]
+    """
+    if first.batch_size != then.batch_size:
+        raise TimelapseError(f"batch_size: expected {first.batch_size} (the first run's), got {then.batch_size}")
+    for name in ("canvases", "labels"):
+        if not np.array_equal(getattr(first, name), getattr(then, name)):
+            raise TimelapseError(f"{name}: the two time-lapses follow different digits")
+    for name in ("theta", "warped"):
+        if getattr(first, name).shape[1:] != getattr(then, name).shape[1:]:
+            raise TimelapseError(
+                f"{name}: expected frames of shape {getattr(first, name).shape[1:]}, got {getattr(then, name).shape[1:]}"
+            )
+    if len(first) and offset <= int(first.steps[-1]):
+        raise TimelapseError(f"offset must come after the first run's last frame (step {int(first.steps[-1])}), got {offset}")
+    return Timelapse(
+        steps=np.concatenate([first.steps, then.steps + offset]),
+        theta=np.concatenate([first.theta, then.theta]),
+        warped=np.concatenate([first.warped, then.warped]),
+        canvases=first.canvases,
+        labels=first.labels,
+        batch_size=first.batch_size,
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stn_core.timelapse", description="Join two runs' time-lapses.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    joining = commands.add_parser("join", help="append a continued run's time-lapse to the first run's")
+    joining.add_argument("first", type=Path)
+    joining.add_argument("then", type=Path)
+    joining.add_argument("--offset", type=int, required=True, help="the first run's training steps")
+    joining.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        joined = join(load(args.first), load(args.then), args.offset)
+    except (TimelapseError, OSError) as error:
+        parser.error(str(error))
+    save(args.out, joined)
+    print(f"{args.out}: {len(joined)} frames, steps {int(joined.steps[0])} to {int(joined.steps[-1])}")
+
+
+if __name__ == "__main__":
+    main()

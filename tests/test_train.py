@@ -89,6 +89,49 @@ def test_timelapse_records_theta_from_the_identity(mnist_dir, tmp_path):
     assert not np.allclose(theta[-1], theta[0], atol=1e-4)
 
 
+def _lapse(steps, digits=(7, 1), batch_size=256, theta=0.0):
+    frames, digits = len(steps), np.array(digits)
+    return timelapse.Timelapse(
+        np.array(steps),
+        np.full((frames, len(digits), 3), theta, np.float32),
+        np.zeros((frames, len(digits), 4, 4), np.uint8),
+        np.zeros((len(digits), 8, 8), np.uint8),
+        digits,
+        batch_size,
+    )
+
+
+def test_a_continued_runs_timelapse_joins_the_first_runs_after_its_last_step(tmp_path):
+    first, then = _lapse([0, 100, 200], theta=1.0), _lapse([0, 100], theta=0.5)
+    joined = timelapse.join(first, then, offset=234)
+    assert joined.steps.tolist() == [0, 100, 200, 234, 334]
+    assert joined.theta[:, 0, 0].tolist() == [1.0, 1.0, 1.0, 0.5, 0.5] and joined.warped.shape == (5, 2, 4, 4)
+    timelapse.save(tmp_path / "a.npz", first)
+    timelapse.save(tmp_path / "b.npz", then)
+    out = tmp_path / "joined.npz"
+    command = ["join", tmp_path / "a.npz", tmp_path / "b.npz", "--offset", "234", "--out", out]
+    subprocess.run(
+        [sys.executable, "-m", "stn_core.timelapse", *command],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    assert timelapse.load(out).steps.tolist() == joined.steps.tolist()
+
+
+@pytest.mark.parametrize(
+    ("then", "offset", "message"),
+    [
+        (_lapse([0]), 200, "offset must come after the first run's last frame \\(step 200\\), got 200"),
+        (_lapse([0], batch_size=128), 234, "batch_size: expected 256"),
+        (_lapse([0], digits=(7, 2)), 234, "labels: the two time-lapses follow different digits"),
+    ],
+)
+def test_time_lapses_that_do_not_continue_each_other_are_refused(then, offset, message):
+    with pytest.raises(timelapse.TimelapseError, match=message):
+        timelapse.join(_lapse([0, 100, 200]), then, offset)
+
+
 @pytest.mark.slow
 def test_resume_refuses_a_differently_defined_run(mnist_dir, tmp_path):
     _run(tmp_path, mnist_dir, "run", "--epochs", "2", "--stop-after", "1")
